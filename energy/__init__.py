@@ -1,0 +1,1 @@
+"""Fuel and energy balances (Minenergo Order No. 1169)."""

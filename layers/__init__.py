@@ -1,0 +1,1 @@
+"""Data model, layer registry and ingest: the base every other context builds on."""

@@ -1,0 +1,1 @@
+"""Ingest: files and services into registry layers, each load in one transaction."""

@@ -1,0 +1,28 @@
+"""The CDT data model. Importing this package registers every table on `Base.metadata`."""
+
+from layers.models.base import SCHEMA, SRID, Base
+from layers.models.basemap import Railway, WaterBody
+from layers.models.buildings import Building
+from layers.models.cadastre import CADASTRAL_NUMBER_PATTERN, LandCategory, Parcel
+from layers.models.facilities import Facility, FacilityType
+from layers.models.history import History
+from layers.models.masterplan import FunctionalZone, PlannedFacility, ZoningZone
+from layers.models.network import StreetEdge, StreetNode
+from layers.models.norms import PlanningNorm
+from layers.models.territory import TERRITORY_LEVELS, Territory
+from layers.models.utilities import UtilityLine, UtilityNode
+
+__all__ = [
+    "SCHEMA", "SRID", "Base", "Building", "CADASTRAL_NUMBER_PATTERN", "Facility", "FacilityType",
+    "FunctionalZone", "History", "LandCategory", "Parcel", "PlannedFacility", "PlanningNorm", "Railway",
+    "StreetEdge", "StreetNode", "TERRITORY_LEVELS", "Territory", "UtilityLine", "UtilityNode",
+    "WaterBody", "ZoningZone",
+]
+
+# Tables whose rows carry a version and a history (see migrations: cdt.track_changes).
+VERSIONED_TABLES = [
+    m.__tablename__ for m in (
+        Territory, Parcel, Building, StreetNode, StreetEdge, Facility, UtilityNode, UtilityLine,
+        FunctionalZone, PlannedFacility, ZoningZone, WaterBody, Railway, PlanningNorm,
+    )
+]

@@ -1,0 +1,1 @@
+"""Master plan, indicators, goals, scenarios and investment appraisal."""

@@ -1,0 +1,1 @@
+"""Accessibility, service-area needs and siting: pure computation over arrays and graphs."""
