@@ -9,6 +9,7 @@ created by Debian's PostgreSQL package).
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import pwd
 import secrets
@@ -76,7 +77,13 @@ class EmbeddedCluster:
     # --- where things live -------------------------------------------------
     @property
     def root(self) -> Path:
-        return self.config.data_dir
+        """The data folder: inside the project, unless we are root and the cluster's system
+        user cannot reach it (a clone under /root): then a folder of its own in /var/lib/cdt."""
+        owner = self._owner()
+        if owner is None or _reachable(self.config.data_dir, owner):
+            return self.config.data_dir
+        digest = hashlib.sha1(str(self.config.data_dir.resolve()).encode()).hexdigest()[:12]
+        return Path("/var/lib/cdt") / digest
 
     @property
     def pgdata(self) -> Path:
@@ -132,6 +139,9 @@ class EmbeddedCluster:
     def _prepare_root(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(exist_ok=True)
+        if self.root != self.config.data_dir:
+            print(f"note: {self.config.data_dir} is not reachable by the cluster's system user; "
+                  f"the embedded cluster lives in {self.root}")
         owner = self._owner()
         if owner is None:
             return
@@ -227,6 +237,16 @@ def drop_database(server_url: str, dbname: str) -> None:
 
 def _libpq(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _reachable(path: Path, owner: pwd.struct_passwd) -> bool:
+    """Can `owner` reach `path` (or, if it does not exist yet, the folder it will be made in)?"""
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    result = subprocess.run(["test", "-x", str(probe)], user=owner.pw_uid, group=owner.pw_gid, extra_groups=[],
+                            cwd="/")
+    return result.returncode == 0
 
 
 def _port_in_use(port: int) -> bool:

@@ -18,12 +18,12 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 @lru_cache(maxsize=8)
 def engine_for(url: str, statement_timeout_ms: int = 0) -> Engine:
-    options = f"-c statement_timeout={statement_timeout_ms}" if statement_timeout_ms else ""
-    return create_engine(
-        url,
-        pool_pre_ping=True,
-        connect_args={"options": options, "application_name": "cdt"} if options else {"application_name": "cdt"},
-    )
+    # search_path is pinned: a database user named like the schema ("$user") must not make
+    # unqualified names (or PostGIS's own objects) land in CDT's schema.
+    options = "-c search_path=public"
+    if statement_timeout_ms:
+        options += f" -c statement_timeout={statement_timeout_ms}"
+    return create_engine(url, pool_pre_ping=True, connect_args={"options": options, "application_name": "cdt"})
 
 
 @contextmanager

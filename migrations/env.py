@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import text
 
 import layers.models  # noqa: F401  (registers every table)
 from layers.models.base import SCHEMA, Base
@@ -31,7 +31,9 @@ def include_object(obj, name, type_, reflected, compare_to):
 def run_migrations_online() -> None:
     connectable = config.attributes.get("connection")
     if connectable is None:
-        engine = create_engine(_url(), poolclass=pool.NullPool)
+        from layers.db import engine_for
+
+        engine = engine_for(_url())
         with engine.begin() as connection:
             _run(connection)
         engine.dispose()

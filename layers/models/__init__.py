@@ -6,6 +6,7 @@ from layers.models.buildings import Building
 from layers.models.cadastre import CADASTRAL_NUMBER_PATTERN, LandCategory, Parcel
 from layers.models.facilities import Facility, FacilityType
 from layers.models.history import History
+from layers.models.ingest_log import IngestRun
 from layers.models.masterplan import FunctionalZone, PlannedFacility, ZoningZone
 from layers.models.network import StreetEdge, StreetNode
 from layers.models.norms import PlanningNorm
@@ -14,7 +15,7 @@ from layers.models.utilities import UtilityLine, UtilityNode
 
 __all__ = [
     "SCHEMA", "SRID", "Base", "Building", "CADASTRAL_NUMBER_PATTERN", "Facility", "FacilityType",
-    "FunctionalZone", "History", "LandCategory", "Parcel", "PlannedFacility", "PlanningNorm", "Railway",
+    "FunctionalZone", "History", "IngestRun", "LandCategory", "Parcel", "PlannedFacility", "PlanningNorm", "Railway",
     "StreetEdge", "StreetNode", "TERRITORY_LEVELS", "Territory", "UtilityLine", "UtilityNode",
     "WaterBody", "ZoningZone",
 ]

@@ -148,8 +148,8 @@ FEDERAL_NORMS = [
 
 
 def upgrade() -> None:
-    op.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-    op.execute("CREATE EXTENSION IF NOT EXISTS pgrouting")
+    op.execute("CREATE EXTENSION IF NOT EXISTS postgis SCHEMA public")
+    op.execute("CREATE EXTENSION IF NOT EXISTS pgrouting SCHEMA public")
     op.execute("CREATE SCHEMA IF NOT EXISTS cdt")
     op.execute(FUNCTIONS)
     op.create_table(
@@ -179,6 +179,20 @@ def upgrade() -> None:
     op.create_index(
         "ix_history_feature", "history", ["collection", "feature_id", "version"], unique=False, schema="cdt"
     )
+    op.create_table(
+        "ingest_runs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.Text(), nullable=False),
+        sa.Column("layer", sa.Text(), nullable=False),
+        sa.Column("source", sa.Text(), nullable=False),
+        sa.Column("fingerprint", sa.Text(), nullable=False),
+        sa.Column("report", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("actor", sa.Text(), nullable=True),
+        sa.Column("loaded_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ingest_runs")),
+        schema="cdt",
+    )
+    op.create_index(op.f("ix_ingest_runs_fingerprint"), "ingest_runs", ["fingerprint"], unique=False, schema="cdt")
     op.create_table(
         "land_categories",
         sa.Column("code", sa.Text(), nullable=False),
@@ -962,6 +976,8 @@ def downgrade() -> None:
     op.drop_table("street_nodes", schema="cdt")
     op.drop_index("ix_railways_geom", table_name="railways", schema="cdt", postgresql_using="gist")
     op.drop_table("railways", schema="cdt")
+    op.drop_index(op.f("ix_ingest_runs_fingerprint"), table_name="ingest_runs", schema="cdt")
+    op.drop_table("ingest_runs", schema="cdt")
     op.drop_table("land_categories", schema="cdt")
     op.drop_index("ix_history_feature", table_name="history", schema="cdt")
     op.drop_table("history", schema="cdt")

@@ -1,0 +1,55 @@
+"""The Flask app factory: thin handlers that parse, call a service and encode."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from geoserver_app.config import Config
+from layers.errors import CDTError
+
+
+def create_app(config: Config | None = None, database_url: str | None = None) -> Flask:
+    config = config or Config.from_env()
+    app = Flask(__name__)
+    app.config["CDT"] = config
+    if database_url is None:
+        from geoserver_app.embedded_pg import database_url as resolve
+
+        database_url = resolve(config)
+    from layers.db import engine_for
+
+    app.extensions["cdt_engine"] = engine_for(database_url, config.statement_timeout_ms)
+
+    from geoserver_app import landing
+
+    app.register_blueprint(landing.blueprint)
+    _register_errors(app)
+    return app
+
+
+def wants_json() -> bool:
+    fmt = request.args.get("f")
+    if fmt:
+        return fmt.lower() in ("json", "application/json")
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def _register_errors(app: Flask) -> None:
+    """Every error leaves as OGC-style exception JSON: {"code", "description"}."""
+
+    @app.errorhandler(CDTError)
+    def cdt_error(exc: CDTError):
+        return jsonify(exc.to_json()), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = {404: "NotFound", 405: "MethodNotAllowed", 400: "InvalidParameterValue"}.get(exc.code or 500,
+                                                                                            exc.name.replace(" ", ""))
+        return jsonify({"code": code, "description": exc.description}), exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        app.logger.exception("unhandled error")
+        return jsonify({"code": "ServerError", "description": "internal error; see the server log"}), 500

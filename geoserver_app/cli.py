@@ -1,0 +1,255 @@
+"""The `cdt` command line: database, loads and the server."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from geoserver_app.config import Config
+from layers.errors import CDTError
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _engine(config: Config):
+    from geoserver_app.embedded_pg import database_url
+    from layers.db import engine_for
+
+    return engine_for(database_url(config))
+
+
+class CDTGroup(click.Group):
+    """Turn CDT's own errors into one clear message and exit code 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CDTError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            for problem in exc.context.get("problems", [])[:30]:
+                click.echo(f"  {problem.get('row')}: {problem.get('reason')}", err=True)
+            extra = len(exc.context.get("problems", [])) - 30
+            if extra > 0:
+                click.echo(f"  ... and {extra} more", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=CDTGroup)
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """CDT: City Digital Twin."""
+    ctx.obj = Config.from_env()
+
+
+# --- database ------------------------------------------------------------------------------
+@main.group(cls=CDTGroup)
+def db() -> None:
+    """The PostGIS database (embedded unless CDT_DATABASE_URL is set)."""
+
+
+@db.command()
+@click.pass_obj
+def start(config: Config) -> None:
+    """Start CDT's own PostGIS cluster (no-op with CDT_DATABASE_URL)."""
+    from geoserver_app.embedded_pg import EmbeddedCluster, database_url
+
+    if not config.embedded:
+        database_url(config)
+        click.echo("CDT_DATABASE_URL is set: using that database, no embedded cluster started.")
+        return
+    cluster = EmbeddedCluster(config)
+    cluster.start()
+    click.echo(f"embedded PostGIS running on 127.0.0.1:{cluster.port}, data in {cluster.pgdata}")
+
+
+@db.command()
+@click.pass_obj
+def stop(config: Config) -> None:
+    """Stop the embedded cluster."""
+    from geoserver_app.embedded_pg import EmbeddedCluster
+
+    stopped = EmbeddedCluster(config).stop() if config.embedded else False
+    click.echo("stopped" if stopped else "not running")
+
+
+@db.command()
+@click.pass_obj
+def status(config: Config) -> None:
+    """Say where the database is and whether its schema is current."""
+    from sqlalchemy import text
+
+    from geoserver_app.embedded_pg import EmbeddedCluster
+    from layers.db import current_revision, head_revision
+
+    if config.embedded:
+        cluster = EmbeddedCluster(config)
+        running = cluster.running()
+        click.echo(f"embedded cluster {cluster.pgdata}: {'running' if running else 'stopped'} "
+                   f"(port {cluster.port})")
+        if not running:
+            sys.exit(1)
+    with _engine(config).connect() as conn:
+        version = conn.execute(text("SELECT postgis_lib_version()")).scalar()
+        current = current_revision(conn)
+    head = head_revision()
+    click.echo(f"PostGIS {version}; schema {current or 'empty'} (head {head})"
+               + ("" if current == head else " - run `cdt db migrate`"))
+
+
+@db.command()
+@click.option("--revision", default="head", show_default=True)
+@click.pass_obj
+def migrate(config: Config, revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    from geoserver_app.embedded_pg import database_url
+    from layers.db import migrate as run
+
+    run(database_url(config), revision)
+    click.echo(f"schema at {revision}")
+
+
+@db.command()
+@click.argument("revision")
+@click.pass_obj
+def downgrade(config: Config, revision: str) -> None:
+    """Roll migrations back to REVISION ('base' empties the schema)."""
+    from geoserver_app.embedded_pg import database_url
+    from layers.db import downgrade as run
+
+    run(database_url(config), revision)
+    click.echo(f"schema at {revision}")
+
+
+@db.command()
+@click.pass_obj
+def url(config: Config) -> None:
+    """Print the database URL (for psql, QGIS, ...)."""
+    from geoserver_app.embedded_pg import database_url
+
+    click.echo(database_url(config).replace("postgresql+psycopg://", "postgresql://"))
+
+
+# --- loading ---------------------------------------------------------------------------------
+@main.group(cls=CDTGroup)
+def load() -> None:
+    """Load data; each load is one transaction (all or nothing)."""
+
+
+def _echo_reports(reports) -> None:
+    for report in reports if isinstance(reports, list) else [reports]:
+        click.echo(report.summary())
+
+
+@load.command("file")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--layer", "layer_name", required=True, help="Target layer, e.g. buildings, facilities.")
+@click.option("--map", "mappings", multiple=True, metavar="FIELD=COLUMN", help="Layer field from a file column.")
+@click.option("--set", "constants", multiple=True, metavar="FIELD=VALUE", help="Layer field set for every row.")
+@click.option("--key", help="File column holding each feature's id (default: feature order).")
+@click.option("--crs", help="CRS of a file that declares none (CSV, some Shapefiles).")
+@click.option("--source", help="Dataset name for the natural key (default: file name).")
+@click.option("--repair", is_flag=True, help="Repair invalid geometries instead of refusing the load.")
+@click.option("--territory", help="OKTMO of the territory for features outside every boundary.")
+@click.option("--file-layer", help="Layer inside a GeoPackage.")
+@click.pass_obj
+def load_file_cmd(config: Config, path: Path, layer_name: str, mappings, constants, key, crs, source, repair,
+                  territory, file_layer) -> None:
+    """Load a GeoPackage, GeoJSON, Shapefile, GeoParquet or CSV file into a layer."""
+    from layers.ingest.prepare import parse_assignments
+    from layers.ingest.service import load_file
+
+    _echo_reports(load_file(
+        _engine(config), path, layer_name, actor=_actor(), mapping=parse_assignments(mappings, "--map"),
+        constants=parse_assignments(constants, "--set"), key=key, crs=crs, source=source, repair=repair,
+        territory=territory, file_layer=file_layer, progress=True))
+
+
+@load.command("kpt")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--territory", help="OKTMO of the territory the parcels belong to.")
+@click.pass_obj
+def load_kpt_cmd(config: Config, paths, territory) -> None:
+    """Load Rosreestr cadastral plans of territory (KPT XML, schema 10) into parcels."""
+    from layers.ingest.service import load_kpt
+
+    _echo_reports(load_kpt(_engine(config), list(paths), actor=_actor(), territory=territory, progress=True))
+
+
+@load.command("osm")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--territory", help="OKTMO of the territory for features outside every boundary.")
+@click.option("--layers", default="streets,buildings,facilities", show_default=True)
+@click.pass_obj
+def load_osm_cmd(config: Config, path: Path, territory, layers: str) -> None:
+    """Load an OpenStreetMap PBF: street network, buildings, amenities."""
+    from layers.ingest.service import load_osm
+
+    _echo_reports(load_osm(_engine(config), path, actor=_actor(), territory=territory,
+                           layers=tuple(x.strip() for x in layers.split(",") if x.strip()), progress=True))
+
+
+@load.command("raster")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--into", type=click.Choice(["buildings", "territories"]), required=True)
+@click.option("--weight", help="Building field that splits a cell among buildings (e.g. living_area_m2).")
+@click.option("--crs", help="CRS of a raster that declares none.")
+@click.option("--territory", help="Only this territory (OKTMO prefix).")
+@click.pass_obj
+def load_raster_cmd(config: Config, path: Path, into: str, weight, crs, territory) -> None:
+    """Sum a GeoTIFF population raster into building residents or territory populations."""
+    from layers.ingest.service import load_raster
+
+    _echo_reports(load_raster(_engine(config), path, into, actor=_actor(), weight=weight, crs=crs,
+                              territory=territory))
+
+
+@load.command("territories")
+@click.argument("selectors", nargs=-1, required=True)
+@click.option("--cities", type=click.Path(path_type=Path), help="cities.csv (default: the repository's copy).")
+@click.option("--boundary", "boundaries", multiple=True, metavar="OKTMO=FILE")
+@click.pass_obj
+def load_territories_cmd(config: Config, selectors, cities, boundaries) -> None:
+    """Load territories (and their parents) of cities named by OKTMO code or name."""
+    from layers.ingest.prepare import parse_assignments
+    from layers.ingest.territories import load_territories
+
+    _echo_reports(load_territories(_engine(config), cities or config.demo_data / "russia" / "cities.csv",
+                                   list(selectors), actor=_actor(),
+                                   boundaries=parse_assignments(boundaries, "--boundary")))
+
+
+@load.command("demo")
+@click.pass_obj
+def load_demo_cmd(config: Config) -> None:
+    """Load the demo city of Vologda and the Ekaterinburg and Novocheboksarsk parcels."""
+    from layers.ingest.demo import load_demo
+
+    load_demo(_engine(config), config.demo_data, _actor(), progress=True, echo=click.echo)
+
+
+# --- serving ---------------------------------------------------------------------------------
+@main.command()
+@click.option("--host", default=None)
+@click.option("--port", type=int, default=None)
+@click.option("--workers", type=int, default=None)
+@click.pass_obj
+def serve(config: Config, host, port, workers) -> None:
+    """Serve the platform with gunicorn."""
+    from geoserver_app.embedded_pg import database_url
+
+    env = dict(os.environ, CDT_DATABASE_URL=database_url(config))
+    bind = f"{host or config.host}:{port or config.port}"
+    args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers or config.workers),
+            "--access-logfile", "-", "--timeout", "120", "geoserver_app.wsgi:app"]
+    click.echo(f"CDT serving on http://{bind}")
+    os.execve(sys.executable, args, env)
+
+
+if __name__ == "__main__":
+    main()

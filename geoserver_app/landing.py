@@ -1,0 +1,64 @@
+"""Landing page and health check."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, render_template_string
+from sqlalchemy.exc import SQLAlchemyError
+
+from geoserver_app.app import wants_json
+from layers import catalog
+
+blueprint = Blueprint("landing", __name__)
+
+
+def _engine():
+    return current_app.extensions["cdt_engine"]
+
+
+@blueprint.get("/health")
+def health():
+    try:
+        with _engine().connect() as conn:
+            state = catalog.health(conn)
+    except SQLAlchemyError as exc:
+        return jsonify({"status": "fail", "database": "unreachable",
+                        "description": str(exc.orig if hasattr(exc, "orig") else exc).splitlines()[0]}), 503
+    ok = state["migrations_current"]
+    return jsonify({"status": "pass" if ok else "fail", **state}), 200 if ok else 503
+
+
+@blueprint.get("/")
+def landing():
+    with _engine().connect() as conn:
+        territories = catalog.territories(conn)
+        layers = catalog.layer_summaries(conn)
+    body = {
+        "title": "CDT: City Digital Twin",
+        "description": "A geospatial server over PostGIS for territorial governance.",
+        "territories": territories,
+        "layers": layers,
+        "links": [{"rel": "service-status", "href": "/health", "type": "application/json"}],
+    }
+    if wants_json():
+        return jsonify(body)
+    return render_template_string(LANDING_HTML, **body)
+
+
+LANDING_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }}</title>
+<style>body{font:15px/1.4 system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem}
+table{border-collapse:collapse;width:100%;margin-bottom:2rem}td,th{border-bottom:1px solid #ddd;padding:.3rem .5rem;
+text-align:left}td.n{text-align:right}</style></head>
+<body><h1>{{ title }}</h1><p>{{ description }}</p>
+<h2>Territories</h2>
+<table><tr><th>OKTMO</th><th>Name</th><th>Level</th><th>Population</th><th>Area, km²</th></tr>
+{% for t in territories %}<tr><td>{{ t.oktmo }}</td><td>{{ t.name }}</td><td>{{ t.level }}</td>
+<td class="n">{{ "{:,}".format(t.population) if t.population else "" }}</td>
+<td class="n">{{ "%.1f"|format(t.area_km2) if t.area_km2 else "" }}</td></tr>{% endfor %}</table>
+<h2>Layers</h2>
+<table><tr><th>Layer</th><th>Title</th><th>Features</th><th>Access</th></tr>
+{% for l in layers %}<tr><td>{{ l.name }}</td><td>{{ l.title }}</td><td class="n">{{ "{:,}".format(l.features) }}</td>
+<td>{{ l.access }}</td></tr>{% endfor %}</table>
+<p><a href="/health">Service status</a> · <a href="/?f=json">This page as JSON</a></p>
+</body></html>"""

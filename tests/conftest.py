@@ -1,0 +1,106 @@
+"""Test fixtures: a real PostGIS, a throwaway database per run (dropped at the end).
+
+The server is CDT's own embedded cluster (started by scripts/test.sh), or the server of
+CDT_TEST_DATABASE_URL / CDT_DATABASE_URL when one is given.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from geoserver_app.config import PROJECT_ROOT, Config
+from geoserver_app.embedded_pg import drop_database, ensure_database
+from layers.db import engine_for, migrate
+
+DATA = PROJECT_ROOT / "data"
+
+
+def _server_url() -> str:
+    given = os.environ.get("CDT_TEST_DATABASE_URL") or os.environ.get("CDT_DATABASE_URL")
+    if given:
+        url = make_url(given.replace("postgresql://", "postgresql+psycopg://", 1))
+        return url.set(database="postgres").render_as_string(hide_password=False)
+    from geoserver_app.embedded_pg import EmbeddedCluster
+
+    cluster = EmbeddedCluster(Config.from_env())
+    cluster.start()
+    return cluster.url("postgres")
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    return _server_url()
+
+
+@pytest.fixture(scope="session")
+def make_database(server_url):
+    """Factory of throwaway databases on the test server; all are dropped at the end."""
+    created: list[str] = []
+
+    def make(migrated: bool = True) -> str:
+        name = f"cdt_test_{uuid.uuid4().hex[:10]}"
+        ensure_database(server_url, name)
+        created.append(name)
+        url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        if migrated:
+            migrate(url)
+        return url
+
+    yield make
+    for name in created:
+        drop_database(server_url, name)
+
+
+@pytest.fixture(scope="session")
+def db_url(make_database) -> str:
+    """The run's main database: migrated, with the demo city loaded once."""
+    from layers.ingest.demo import load_demo
+
+    url = make_database()
+    engine = engine_for(url)
+    load_demo(engine, DATA, actor="test:demo", echo=lambda _msg: None)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(db_url):
+    eng = engine_for(db_url)
+    yield eng
+    eng.dispose()
+
+
+def table_fingerprints(engine) -> dict[str, str]:
+    """A digest of every CDT table's full contents, to prove a failed load changed nothing."""
+    with engine.connect() as conn:
+        tables = conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'cdt' ORDER BY tablename")).scalars().all()
+        return {t: conn.execute(text(
+            f"SELECT count(*) || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') "
+            f"FROM cdt.{t} x")).scalar_one() for t in tables}
+
+
+@pytest.fixture
+def unchanged(engine):
+    """Asserts at the end of the test that no CDT table changed."""
+    before = table_fingerprints(engine)
+    yield
+    after = table_fingerprints(engine)
+    changed = [t for t in before if before[t] != after.get(t)]
+    assert not changed, f"tables changed by a failed load: {changed}"
+
+
+def scalar(engine, sql: str, **params):
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).scalar()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
