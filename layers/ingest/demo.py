@@ -21,6 +21,8 @@ VOLOGDA = "19701000"
 EKATERINBURG = "65701000"
 NOVOCHEBOKSARSK = "97710000"
 
+BUILDING_FIELDS = {"floors": "number_of_floors", "living_area_m2": "living_area", "floor_area_m2": "build_floor_area",
+                   "residents": "population", "is_living": "is_living"}
 FACILITY_FIELDS = {"name": "name", "category": "category", "address": "address", "capacity": "capacity"}
 
 
@@ -36,8 +38,7 @@ def load_demo(engine: Engine, data: Path, actor: str, progress: bool = False,
     step(load_territories(engine, data / "russia" / "cities.csv", [VOLOGDA, EKATERINBURG, NOVOCHEBOKSARSK],
                           actor=actor, boundaries={VOLOGDA: vologda / "boundaries.parquet"}))
     step(load_file(engine, vologda / "buildings.parquet", "buildings", actor=actor, source="vologda/buildings",
-                   mapping={"floors": "number_of_floors", "living_area_m2": "living_area",
-                            "floor_area_m2": "build_floor_area", "residents": "population", "is_living": "is_living"},
+                   mapping=BUILDING_FIELDS,
                    territory=VOLOGDA, progress=progress, skip_if_loaded=True))
     for type_code, file in (("school", "school.parquet"), ("kindergarten", "kindergarten.parquet")):
         report = load_file(engine, vologda / file, "facilities", actor=actor, source=f"vologda/{type_code}",
