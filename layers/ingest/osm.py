@@ -1,7 +1,8 @@
 """Pure reader of OpenStreetMap PBF extracts (pyrosm): streets, buildings, facilities.
 
 No database here: `read_osm` returns GeoDataFrames in EPSG:4326 plus `skipped`, the rows
-dropped (degenerate geometry) or whose tag values could not be understood.
+dropped (degenerate geometry) or whose tag values could not be understood; `dropped` and
+`noted` hold the same items by layer, apart (not in the frames / in them, a value left empty).
 
 Rules (defaults follow Russian traffic rules where a number is needed):
 * Streets are the OSM ways of pyrosm's "all" network, MultiLineStrings exploded. walk/drive
@@ -65,6 +66,10 @@ class OsmExtract:
     buildings: gpd.GeoDataFrame
     facilities: gpd.GeoDataFrame
     skipped: list[dict] = field(default_factory=list)
+    # The same items by layer ("streets", "buildings", "facilities"): rows left out of the frames,
+    # and rows kept with the tag value they name left empty or defaulted.
+    dropped: dict[str, list[dict]] = field(default_factory=dict)
+    noted: dict[str, list[dict]] = field(default_factory=dict)
 
 
 def _check_pbf(path: Path) -> None:
@@ -174,7 +179,7 @@ def _speed(v: str | None, highway: str, row: str, skipped: list[dict]) -> float:
     return default
 
 
-def _streets(net: gpd.GeoDataFrame, skipped: list[dict]) -> gpd.GeoDataFrame:
+def _streets(net: gpd.GeoDataFrame, skipped: list[dict], noted: list[dict]) -> gpd.GeoDataFrame:
     if net.empty:
         return _empty(["osm_id", "name", "highway", "walk", "drive", "speed_kmh", "oneway"])
     t = {k: _tag(net, k).str.lower() for k in
@@ -184,7 +189,7 @@ def _streets(net: gpd.GeoDataFrame, skipped: list[dict]) -> gpd.GeoDataFrame:
     walk = ~hw.isin(DRIVE_ONLY) | t["sidewalk"].isin({"both", "left", "right", "yes"})
     walk = ((walk & ~closed) | t["foot"].isin(YES)) & ~t["foot"].isin(NO)
     drive = ~hw.isin(WALK_ONLY) & ~(closed & ~motor.isin(YES)) & ~motor.isin(NO)
-    speeds = [_speed(v, h, r, skipped) if d else math.nan
+    speeds = [_speed(v, h, r, noted) if d else math.nan
               for v, h, r, d in zip(_tag(net, "maxspeed"), hw, net["_row"], drive, strict=True)]
     oneway = (ow.isin({"yes", "true", "1", "-1"}) | t["junction"].isin({"roundabout", "circular"})
               | (hw.isin({"motorway", "motorway_link"}) & ow.isna()))
@@ -209,16 +214,16 @@ def _polygonal(g: shapely.Geometry | None) -> shapely.Geometry | None:
     return g if g is not None and not g.is_empty and g.area > 0 else None
 
 
-def _buildings(b: gpd.GeoDataFrame, skipped: list[dict]) -> gpd.GeoDataFrame:
+def _buildings(b: gpd.GeoDataFrame, skipped: list[dict], noted: list[dict]) -> gpd.GeoDataFrame:
     if b.empty:
         return _empty(["osm_id", "floors", "use", "year", "address"])
     rows, years = b["_row"], []
-    levels = [_number(v, r, "building:levels", skipped)
+    levels = [_number(v, r, "building:levels", noted)
               for v, r in zip(_tag(b, "building:levels"), rows, strict=True)]
     for v, r in zip(_tag(b, "building:year").fillna(_tag(b, "start_date")), rows, strict=True):
         m = re.search(r"(?<!\d)(\d{4})(?!\d)", v) if v else None
         if v and not m:
-            skipped.append({"row": r, "reason": f"start_date/building:year={v!r} has no 4-digit year"})
+            noted.append({"row": r, "reason": f"start_date/building:year={v!r} has no 4-digit year"})
         years.append(int(m[1]) if m else None)
     out = gpd.GeoDataFrame({
         "osm_id": b["id"].astype("int64"),
@@ -232,7 +237,7 @@ def _buildings(b: gpd.GeoDataFrame, skipped: list[dict]) -> gpd.GeoDataFrame:
     return out[~bad].reset_index(drop=True)
 
 
-def _facilities(p: gpd.GeoDataFrame, skipped: list[dict]) -> gpd.GeoDataFrame:
+def _facilities(p: gpd.GeoDataFrame, skipped: list[dict], noted: list[dict]) -> gpd.GeoDataFrame:
     if p.empty:
         return _empty(["osm_id", "osm_type", "type_code", "name", "address", "capacity"])
     code, vals = pd.Series(None, index=p.index, dtype=object), {}
@@ -245,7 +250,7 @@ def _facilities(p: gpd.GeoDataFrame, skipped: list[dict]) -> gpd.GeoDataFrame:
     keep = code.notna() & p.geometry.notna() & ~p.geometry.is_empty
     skipped += [{"row": r, "reason": "facility has no geometry"} for r in p["_row"][code.notna() & ~keep]]
     p, code = p[keep], code[keep]
-    cap = [_number(v, r, "capacity", skipped) for v, r in zip(_tag(p, "capacity"), p["_row"], strict=True)]
+    cap = [_number(v, r, "capacity", noted) for v, r in zip(_tag(p, "capacity"), p["_row"], strict=True)]
     with warnings.catch_warnings():  # centroid in degrees: fine for building-sized shapes
         warnings.simplefilter("ignore", UserWarning)
         return gpd.GeoDataFrame({
@@ -288,8 +293,12 @@ def read_osm(path: str | Path, bbox: tuple[float, float, float, float] | None = 
     except Exception as e:
         raise IngestError(f"cannot read OSM PBF {path.name}: {type(e).__name__}: {e}") from e
     say("deriving attributes")
-    skipped: list[dict] = []
-    ext = OsmExtract(_streets(net, skipped), _buildings(bld, skipped), _facilities(poi, skipped), skipped)
+    dropped: dict[str, list[dict]] = {"streets": [], "buildings": [], "facilities": []}
+    noted: dict[str, list[dict]] = {name: [] for name in dropped}
+    ext = OsmExtract(_streets(net, dropped["streets"], noted["streets"]),
+                     _buildings(bld, dropped["buildings"], noted["buildings"]),
+                     _facilities(poi, dropped["facilities"], noted["facilities"]), dropped=dropped, noted=noted)
+    ext.skipped = skipped = [item for name in dropped for item in (*dropped[name], *noted[name])]
     if ext.streets.empty and ext.buildings.empty and ext.facilities.empty:
         where = f" within bbox {bbox}" if bbox else ""
         raise IngestError(f"{path.name} has no streets, buildings or facilities{where}", problems=skipped)

@@ -108,7 +108,8 @@ def _split(raster_path: str | Path, buildings: gpd.GeoDataFrame, weight: str | N
         raise IngestError("no buildings to split the population among")
     values, transform, raster_crs = _read(raster_path, buildings.geometry, crs)
     # The representative point is always inside the footprint, unlike the centroid of an L-shape.
-    points = buildings.geometry.representative_point().to_crs(raster_crs)
+    # Taken in the raster's CRS (as rasterize_population does), so the cell does not depend on the input CRS.
+    points = buildings.geometry.to_crs(raster_crs).representative_point()
     cell = _cells(points, transform, values.shape)
     placed = cell >= 0
     n = values.size
@@ -170,7 +171,7 @@ def rasterize_population(gdf: gpd.GeoDataFrame, value: str, path: str | Path, ce
         raise IngestError(f"cell_size_m must be positive, got {cell_size_m}")
     own = CRS.from_user_input(gdf.crs)
     target = parse_crs(crs) if crs else (own if own.is_projected else gdf.estimate_utm_crs())
-    points = gdf.geometry.representative_point().to_crs(target)
+    points = gdf.geometry.to_crs(target).representative_point()  # in the grid's CRS, as _split does
     points = points[~points.is_empty & points.notna()]
     if points.empty:
         raise IngestError("no features with a geometry to rasterize")

@@ -137,6 +137,9 @@ def load_kpt(engine: Engine, paths: list[str | Path], *, actor: str, territory: 
     return report
 
 
+OSM_LAYERS = {"streets": "street_edges", "buildings": "buildings", "facilities": "facilities"}
+
+
 def load_osm(engine: Engine, path: str | Path, *, actor: str, territory: str | None = None,
              layers: tuple[str, ...] = ("streets", "buildings", "facilities"), progress: bool = False,
              skip_if_loaded: bool = False) -> list[LoadReport]:
@@ -146,6 +149,8 @@ def load_osm(engine: Engine, path: str | Path, *, actor: str, territory: str | N
     path = Path(path)
     if not path.exists():
         raise IngestError(f"{path}: no such file")
+    if unknown := [name for name in layers if name not in OSM_LAYERS]:
+        raise IngestError(f"unknown OSM layer(s) {', '.join(unknown)}; choose from {', '.join(OSM_LAYERS)}")
     fp = fingerprint([path], territory=territory, layers=sorted(layers))
     source = f"osm:{path.name}"
     if skip_if_loaded and already_loaded(engine, fp):
@@ -160,8 +165,14 @@ def load_osm(engine: Engine, path: str | Path, *, actor: str, territory: str | N
         if "facilities" in layers:
             reports.append(_upsert_frame(conn, "facilities", extract.facilities, source, "osm_id", territory,
                                          progress))
-        for item in extract.skipped:
-            reports[-1].skip(item["row"], item["reason"])
+        # Each reader problem on its own layer's report: dropped rows as skipped, kept ones as warnings.
+        by_layer = {r.layer: r for r in reports}
+        for name, layer_name in OSM_LAYERS.items():
+            if name in layers:
+                for item in extract.dropped.get(name, []):
+                    by_layer[layer_name].skip(item["row"], item["reason"])
+                for item in extract.noted.get(name, []):
+                    by_layer[layer_name].warn(item["row"], item["reason"])
         record(conn, "osm", fp, reports)
     return reports
 
@@ -173,6 +184,17 @@ def _upsert_frame(conn: Connection, layer_name: str, gdf: gpd.GeoDataFrame, sour
     rows = prepare(gdf, layer, report, source=source, key=key)
     upsert(conn, layer, rows, report, territory_oktmo=territory, progress=progress)
     return report
+
+
+def whole_people(values: np.ndarray) -> np.ndarray:
+    """Round to whole people keeping the total: largest-remainder rounding, so the sum of the
+    parts equals the rounded sum of the raster (rounding each part alone lets the total drift)."""
+    values = np.nan_to_num(np.asarray(values, dtype=float))
+    floors = np.floor(values)
+    short = int(round(values.sum() - floors.sum()))
+    if short > 0:
+        floors[np.argsort(floors - values, kind="stable")[:short]] += 1
+    return floors.astype(np.int64)
 
 
 def load_raster(engine: Engine, path: str | Path, into: str, *, actor: str, weight: str | None = None,
@@ -214,7 +236,7 @@ def load_raster(engine: Engine, path: str | Path, into: str, *, actor: str, weig
                 report.warn(path.name, f"{unassigned:.0f} people in cells without any building were not assigned")
             table, column, extra = "cdt.buildings", "residents", ""
         ids = zones["id"].to_numpy()
-        rounded = np.rint(values).astype(int)
+        rounded = whole_people(values)
         conn.execute(text("CREATE TEMP TABLE _cdt_pop (id int, value bigint) ON COMMIT DROP"))
         with conn.connection.driver_connection.cursor().copy("COPY _cdt_pop (id, value) FROM STDIN") as copy:
             for i, v in zip(ids, rounded, strict=True):
