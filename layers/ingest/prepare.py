@@ -133,19 +133,30 @@ def _coerce_types(out: pd.DataFrame, layer: Layer, labels: pd.Series) -> list[di
                          for i in out.index[bad]]
             out[col] = numbers
         elif isinstance(sa_type, Boolean):
+            # A 0/1 column with gaps is read as floats (1.0, 0.0, NaN): 1.0 means 1.
             text = values.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v))
+                              else str(int(v)) if isinstance(v, float) and v.is_integer()
                               else str(v).strip().lower())
             bad = text.notna() & ~text.isin(TRUE_WORDS | FALSE_WORDS)
             problems += [{"row": labels[i], "reason": f"{col}: {values[i]!r} is not true/false"}
                          for i in out.index[bad]]
-            out[col] = text.map(lambda t: None if t is None else t in TRUE_WORDS)
+            # pandas may hold the missing texts as NaN rather than None: missing stays unknown, not false.
+            out[col] = text.map(lambda t: None if pd.isna(t) else t in TRUE_WORDS).astype(object)
         elif isinstance(sa_type, ARRAY):
-            out[col] = values.map(lambda v: v if isinstance(v, list) else
-                                  None if v is None else [s.strip() for s in str(v).split(",") if s.strip()])
+            out[col] = values.map(_text_list)
         elif col != layer.geometry_column:
             out[col] = values.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v))
                                   else str(v))
     return problems[:500]
+
+
+def _text_list(value: object) -> list[str] | None:
+    """A list field from a list (GeoParquet gives arrays) or from comma-separated text; NaN is missing."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [str(v) for v in value]
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return [s.strip() for s in str(value).split(",") if s.strip()]
 
 
 def _geometries(geoms: gpd.GeoSeries, out: pd.DataFrame, layer: Layer, labels: pd.Series,
@@ -214,6 +225,8 @@ def _normalise(geom, geometry_type: str | None):
         return shapely.MultiPolygon([geom])
     if geometry_type == "MULTILINESTRING" and geom.geom_type == "LineString":
         return shapely.MultiLineString([geom])
+    if geometry_type == "POINT" and geom.geom_type == "MultiPoint" and len(geom.geoms) == 1:
+        return geom.geoms[0]
     if geometry_type == "LINESTRING" and geom.geom_type == "MultiLineString":
         merged = shapely.line_merge(geom)
         return merged if merged.geom_type == "LineString" else geom

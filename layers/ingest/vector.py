@@ -35,6 +35,8 @@ def read_vector(path: str | Path, crs: str | None = None, layer: str | None = No
     if not path.exists():
         raise IngestError(f"{path}: no such file")
     suffix = path.suffix.lower()
+    if suffix == ".shp":
+        _check_shp_length(path)
     try:
         if suffix == ".parquet":
             gdf = gpd.read_parquet(path)
@@ -59,6 +61,19 @@ def read_vector(path: str | Path, crs: str | None = None, layer: str | None = No
     if not CRS.from_user_input(gdf.crs).equals(CRS.from_user_input(STORAGE_CRS)):
         gdf = gdf.to_crs(STORAGE_CRS)
     return gdf
+
+
+def _check_shp_length(path: Path) -> None:
+    """GDAL reads a truncated .shp without an error, the lost shapes as missing geometries
+    (which would then be skipped as "no geometry"); the header states the full length."""
+    with open(path, "rb") as fh:
+        header = fh.read(28)
+    if len(header) < 28 or int.from_bytes(header[:4], "big") != 9994:
+        raise IngestError(f"{path.name}: not a Shapefile (bad .shp header)")
+    declared = int.from_bytes(header[24:28], "big") * 2  # in 16-bit words
+    actual = path.stat().st_size
+    if actual < declared:
+        raise IngestError(f"{path.name}: the file is truncated ({actual} of {declared} bytes); nothing was loaded")
 
 
 def _read_csv(path: Path) -> gpd.GeoDataFrame:
@@ -94,4 +109,7 @@ def _read_csv(path: Path) -> gpd.GeoDataFrame:
            for i in df.index[(x.isna() | y.isna()) & (df[lon].notna() | df[lat].notna())]]
     if bad:
         raise IngestError(f"{path.name}: {len(bad)} row(s) with non-numeric coordinates", bad)
-    return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(x, y), crs=None)
+    # A row with neither coordinate has no geometry (skipped later), not a POINT (NaN NaN).
+    points = gpd.GeoSeries(gpd.points_from_xy(x, y), index=df.index)
+    points[x.isna() & y.isna()] = None
+    return gpd.GeoDataFrame(df, geometry=points, crs=None)

@@ -81,7 +81,9 @@ def _plain(value: object) -> object:
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         return value.item()
     if isinstance(value, list):
-        return "{" + ",".join('"' + str(v).replace('"', '\\"') + '"' for v in value) + "}"
+        # An array literal: backslash and double quote escaped inside each quoted element.
+        return "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+                              for v in value) + "}"
     return value
 
 
