@@ -372,3 +372,14 @@ def test_unknown_territory_fails_after_staging_and_leaves_nothing(engine, unchan
     assert scalar(fresh, "SELECT count(*) FROM cdt.parcels") == 0
     assert table_fingerprints(fresh) == before
     fresh.dispose()
+
+
+def test_street_lines_with_a_non_numeric_speed_are_refused(engine, unchanged, tmp_path, data_dir):
+    roads = gpd.read_parquet(data_dir / "vologda" / "roads.parquet").iloc[:5].copy()
+    roads = gpd.GeoDataFrame({"maxspeed": ["40", "fast", "60", "60", "60"]}, geometry=roads.geometry.values,
+                             crs=roads.crs)
+    path = tmp_path / "roads.geojson"
+    roads.to_file(path)
+    err = refused(lambda: load(engine, path, "street_edges", mapping={"speed_kmh": "maxspeed"}),
+                  "wrong type")
+    assert any("'fast' is not a number" in p["reason"] for p in err.problems)

@@ -292,3 +292,15 @@ def test_list_fields_from_text_and_from_lists(fmt, buildings, fresh, tmp_path):
         floors = dict(conn.execute(text("SELECT zone_code, max_floors FROM cdt.zoning_zones")).all())
     assert got == {"Ж-1": ["2.1", "3.5.1"], "Ж-2": None, "П-1": ['odd "quoted" \\ code']}
     assert floors == {"Ж-1": 5, "Ж-2": None, "П-1": 2}
+
+
+def test_shapefile_fingerprint_covers_sidecars(tmp_path):
+    """Editing only the .dbf (attributes) of a shapefile must make it a different file for skip-if-loaded."""
+    from layers.ingest.service import fingerprint
+
+    shp = tmp_path / "a.shp"
+    for ext, body in ((".shp", b"geom"), (".dbf", b"attrs-v1"), (".prj", b"GEOGCS")):
+        shp.with_suffix(ext).write_bytes(body)
+    before = fingerprint([shp])
+    shp.with_suffix(".dbf").write_bytes(b"attrs-v2")
+    assert fingerprint([shp]) != before

@@ -116,6 +116,18 @@ def _check_keys(out: pd.DataFrame, layer: Layer, labels: pd.Series) -> None:
                           [{"row": labels[i], "reason": "duplicate key"} for i in out.index[dup][:100]])
 
 
+def _show(value: object) -> str:
+    """A value as the user wrote it, not as numpy spells it (np.float64(1.5))."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def check_types(out: pd.DataFrame, layer: Layer) -> None:
+    """Coerce `out` in place to the layer's column types; refuse the load with a report of each bad value."""
+    problems = _coerce_types(out, layer, _row_labels(out, layer))
+    if problems:
+        raise IngestError(f"{len(problems)} value(s) of the wrong type", problems)
+
+
 def _coerce_types(out: pd.DataFrame, layer: Layer, labels: pd.Series) -> list[dict]:
     problems: list[dict] = []
     for col in out.columns:
@@ -126,10 +138,10 @@ def _coerce_types(out: pd.DataFrame, layer: Layer, labels: pd.Series) -> list[di
             bad = numbers.isna() & values.notna() & (values.astype(str).str.strip() != "")
             if isinstance(sa_type, Integer):
                 fractional = numbers.notna() & (numbers.round() != numbers)
-                problems += [{"row": labels[i], "reason": f"{col}: {values[i]!r} is not a whole number"}
+                problems += [{"row": labels[i], "reason": f"{col}: {_show(values[i])} is not a whole number"}
                              for i in out.index[fractional]]
                 numbers = numbers.round().astype("Int64")
-            problems += [{"row": labels[i], "reason": f"{col}: {values[i]!r} is not a number"}
+            problems += [{"row": labels[i], "reason": f"{col}: {_show(values[i])} is not a number"}
                          for i in out.index[bad]]
             out[col] = numbers
         elif isinstance(sa_type, Boolean):
@@ -138,7 +150,7 @@ def _coerce_types(out: pd.DataFrame, layer: Layer, labels: pd.Series) -> list[di
                               else str(int(v)) if isinstance(v, float) and v.is_integer()
                               else str(v).strip().lower())
             bad = text.notna() & ~text.isin(TRUE_WORDS | FALSE_WORDS)
-            problems += [{"row": labels[i], "reason": f"{col}: {values[i]!r} is not true/false"}
+            problems += [{"row": labels[i], "reason": f"{col}: {_show(values[i])} is not true/false"}
                          for i in out.index[bad]]
             # pandas may hold the missing texts as NaN rather than None: missing stays unknown, not false.
             out[col] = text.map(lambda t: None if pd.isna(t) else t in TRUE_WORDS).astype(object)

@@ -19,15 +19,28 @@ from layers import registry
 from layers.db import transaction
 from layers.errors import IngestError
 from layers.ingest.network import load_network
-from layers.ingest.prepare import prepare
+from layers.ingest.prepare import check_types, prepare
 from layers.ingest.report import LoadReport
 from layers.ingest.vector import read_vector
 from layers.ingest.writer import upsert
 
+SHAPEFILE_SIDECARS = (".dbf", ".shx", ".prj", ".cpg")
+
+
+def with_sidecars(paths: Iterable[Path]) -> list[Path]:
+    """A shapefile's attributes and CRS live in sidecar files; a change there must count as a new file."""
+    out: list[Path] = []
+    for path in (Path(p) for p in paths):
+        out.append(path)
+        if path.suffix.lower() == ".shp":
+            out += [s for ext in SHAPEFILE_SIDECARS for s in (path.with_suffix(ext), path.with_suffix(ext.upper()))
+                    if s.exists()]
+    return out
+
 
 def fingerprint(paths: Iterable[Path], **options: object) -> str:
     digest = hashlib.sha256()
-    for path in sorted(Path(p) for p in paths):
+    for path in sorted(set(with_sidecars(paths))):
         digest.update(path.name.encode())
         with open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -97,6 +110,14 @@ def _map_lines(gdf: gpd.GeoDataFrame, mapping: dict | None, constants: dict | No
         out[target] = gdf[src]
     for target, value in (constants or {}).items():
         out[target] = value
+    street_edges = registry.get("street_edges")
+    unknown = [c for c in out.columns if c != "geometry" and c not in street_edges.table.columns]
+    if unknown:
+        raise IngestError(f"street_edges has no column {', '.join(unknown)}")
+    attrs = pd.DataFrame(out.drop(columns="geometry"))
+    check_types(attrs, street_edges)
+    for col in attrs.columns:
+        out[col] = attrs[col]
     return out
 
 
