@@ -40,7 +40,7 @@ def territory_rows(cities: pd.DataFrame, selectors: list[str]) -> list[dict]:
             if city["region_type"] in ("обл", "край", "АО", "Аобл") else f"{city['region_type']} {city['region']}",
             "level": "federal_subject", "parent": None})
         point = shapely.Point(float(city["geo_lon"]), float(city["geo_lat"]))
-        common = {"okato": city["okato"], "population": int(city["population"]), "timezone": city["timezone"],
+        common = {"local_crs": _local_crs(str(city["region"]), point.x), "okato": city["okato"], "population": int(city["population"]), "timezone": city["timezone"],
                   "centre": point, "population_source": CITIES_SOURCE}
         if pd.isna(city["area"]) or not str(city["area"]).strip():
             rows[oktmo[:8]] = {"oktmo": oktmo[:8], "name": f"{city['city_type']} {city['city']}",
@@ -51,6 +51,24 @@ def territory_rows(cities: pd.DataFrame, selectors: list[str]) -> list[dict]:
             rows[oktmo] = {"oktmo": oktmo, "name": f"{city['city_type']} {city['city']}", "level": "settlement",
                            "parent": oktmo[:8], **common}
     return list(rows.values())
+
+
+def _local_crs(region: str, lon: float) -> str | None:
+    """The МСК zone of the region (matched by the region's name in the МСК table) nearest to `lon`."""
+    from layers.crs import msk_systems
+
+    generic = {"республика", "область", "край", "автономный", "округ"}
+    words = [w for w in region.replace("-", " ").split() if w.lower() not in generic]
+    if not words:
+        return None
+    word = max(words, key=len)
+    best = None
+    for name, crs in msk_systems().items():
+        if word.lower() in crs.title.lower():
+            lon0 = float(crs.proj.split("+lon_0=")[1].split()[0])
+            if best is None or abs(lon - lon0) < best[0]:
+                best = (abs(lon - lon0), name)
+    return best[1] if best else None
 
 
 def load_territories(engine: Engine, cities_csv: str | Path, selectors: list[str], *, actor: str,

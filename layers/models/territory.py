@@ -35,5 +35,7 @@ class Territory(Versioned, Base):
     population: Mapped[int | None] = mapped_column(BigInteger)
     population_source: Mapped[str | None] = mapped_column(Text)
     timezone: Mapped[str | None] = mapped_column(Text)
+    # The regional cadastral system (МСК) the OGC API offers for this territory, e.g. "MSK-35-2".
+    local_crs: Mapped[str | None] = mapped_column(Text)
     boundary = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=False))
     centre = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False))
