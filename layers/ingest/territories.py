@@ -40,7 +40,8 @@ def territory_rows(cities: pd.DataFrame, selectors: list[str]) -> list[dict]:
             if city["region_type"] in ("обл", "край", "АО", "Аобл") else f"{city['region_type']} {city['region']}",
             "level": "federal_subject", "parent": None})
         point = shapely.Point(float(city["geo_lon"]), float(city["geo_lat"]))
-        common = {"local_crs": _local_crs(str(city["region"]), point.x), "okato": city["okato"], "population": int(city["population"]), "timezone": city["timezone"],
+        common = {"local_crs": _local_crs(str(city["region"]), point.x), "okato": city["okato"],
+                   "population": int(city["population"]), "timezone": city["timezone"],
                   "centre": point, "population_source": CITIES_SOURCE}
         if pd.isna(city["area"]) or not str(city["area"]).strip():
             rows[oktmo[:8]] = {"oktmo": oktmo[:8], "name": f"{city['city_type']} {city['city']}",
