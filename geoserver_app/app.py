@@ -24,6 +24,9 @@ def create_app(config: Config | None = None, database_url: str | None = None) ->
     from geoserver_app import landing
 
     app.register_blueprint(landing.blueprint)
+    from geoserver_app import features_api
+
+    app.register_blueprint(features_api.blueprint)
     _register_errors(app)
     return app
 

@@ -14,6 +14,10 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+def _pairs(value: str) -> dict[str, str]:
+    return dict(p.strip().split("=", 1) for p in value.split(",") if "=" in p)
+
+
 @dataclass(frozen=True)
 class Config:
     # Empty means: use CDT's own embedded PostGIS cluster.
@@ -27,6 +31,12 @@ class Config:
     workers: int = 2
     demo_data: Path = PROJECT_ROOT / "data"
     statement_timeout_ms: int = 30000
+    # OGC API Features paging: the default page size and the largest a client may ask for.
+    items_default_limit: int = 10
+    items_max_limit: int = 10000
+    # numberMatched per collection: "exact", "estimated", "off" or "auto" (exact up to 100,000 matches);
+    # e.g. CDT_NUMBER_MATCHED="buildings=estimated,street_edges=off". Unlisted collections use "auto".
+    number_matched: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -42,6 +52,9 @@ class Config:
             workers=int(_env("CDT_WORKERS", "2")),
             demo_data=Path(_env("CDT_DEMO_DATA", str(PROJECT_ROOT / "data"))),
             statement_timeout_ms=int(_env("CDT_STATEMENT_TIMEOUT_MS", "30000")),
+            items_default_limit=int(_env("CDT_ITEMS_DEFAULT_LIMIT", "10")),
+            items_max_limit=int(_env("CDT_ITEMS_MAX_LIMIT", "10000")),
+            number_matched=_pairs(os.environ.get("CDT_NUMBER_MATCHED", "")),
         )
 
     @property

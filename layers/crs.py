@@ -45,14 +45,14 @@ class Crs:
     def from_storage(self, expr: str) -> tuple[str, dict]:
         """SQL transforming `expr` (EPSG:4326, lon/lat) into this CRS, with its bound parameters."""
         if self.proj:
-            return f"ST_Transform({expr}, :crs_out_proj)", {"crs_out_proj": self.proj}
+            return f"ST_Transform({expr}, CAST(:crs_out_proj AS text))", {"crs_out_proj": self.proj}
         out = expr if self.srid == STORAGE_SRID else f"ST_Transform({expr}, {int(self.srid)})"
         return (f"ST_FlipCoordinates({out})" if self.lat_lon else out), {}
 
     def to_storage(self, expr: str, name: str = "crs_in") -> tuple[str, dict]:
         """SQL transforming `expr` (coordinates in this CRS, any SRID) into storage, with bound parameters."""
         if self.proj:
-            return (f"ST_SetSRID(ST_Transform(ST_SetSRID({expr}, 0), :{name}_proj, 'EPSG:4326'), 4326)",
+            return (f"ST_SetSRID(ST_Transform(ST_SetSRID({expr}, 0), CAST(:{name}_proj AS text), 'EPSG:4326'), 4326)",
                     {f"{name}_proj": self.proj})
         if self.lat_lon:
             expr = f"ST_FlipCoordinates({expr})"

@@ -50,6 +50,21 @@ class Forbidden(CDTError):
         super().__init__(detail, 403, "Forbidden", context)
 
 
+class Conflict(CDTError):
+    def __init__(self, detail: str, **context):
+        super().__init__(detail, 409, "Conflict", context)
+
+
+class UnsupportedMediaType(CDTError):
+    def __init__(self, detail: str, **context):
+        super().__init__(detail, 415, "UnsupportedMediaType", context)
+
+
+class MethodNotAllowed(CDTError):
+    def __init__(self, detail: str, **context):
+        super().__init__(detail, 405, "MethodNotAllowed", context)
+
+
 class ServiceUnavailable(CDTError):
     def __init__(self, detail: str, **context):
         super().__init__(detail, 503, "ServiceUnavailable", context)

@@ -35,6 +35,8 @@ class Layer:
     min_zoom: int = 0
     max_zoom: int = 22
     style: dict = field(default_factory=dict)
+    # OGC API numberMatched: "exact", "estimated" (planner), "off", or "auto" (exact up to 100,000 matches).
+    number_matched: str = "auto"
 
     @property
     def table(self) -> Table:

@@ -1,0 +1,266 @@
+"""Reading features of a collection: the SQL behind OGC API Features items.
+
+PostGIS writes the GeoJSON: each feature is assembled as text by `ST_AsGeoJSON` and
+`json_build_object`, the page by `string_agg`, and the count in the same round trip, so
+Python only wraps a ready byte string. Every value from a request is a bound parameter;
+identifiers come from the registry only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from geoalchemy2 import Geometry
+from sqlalchemy import ARRAY, BigInteger, Boolean, Connection, Date, DateTime, Float, Integer, Numeric, text
+from sqlalchemy.dialects.postgresql import JSONB
+
+from layers import crs as crs_mod
+from layers.crs import Crs
+from layers.errors import InvalidParameterValue, NotFound
+from layers.registry import Layer
+
+NUMBER_MATCHED_MODES = ("exact", "estimated", "off", "auto")
+# "auto": exact up to this many matches, the planner's estimate beyond it.
+AUTO_EXACT_UP_TO = 100_000
+
+
+@dataclass(frozen=True)
+class Property:
+    name: str
+    kind: str  # integer | number | string | boolean | datetime | date | array | object | geometry
+    nullable: bool
+    writable: bool
+    column: object = field(repr=False, compare=False, default=None)
+
+    @property
+    def sql(self) -> str:
+        return f't."{self.name}"'
+
+    def json_schema(self) -> dict:
+        base = {"integer": {"type": "integer"}, "number": {"type": "number"}, "string": {"type": "string"},
+                "boolean": {"type": "boolean"}, "datetime": {"type": "string", "format": "date-time"},
+                "date": {"type": "string", "format": "date"}, "array": {"type": "array", "items": {"type": "string"}},
+                "object": {"type": "object"}}[self.kind]
+        out = {"title": self.name, **base}
+        if self.nullable:
+            out["type"] = [out["type"], "null"]
+        if not self.writable:
+            out["readOnly"] = True
+        return out
+
+
+def _kind(sa_type) -> str:
+    if isinstance(sa_type, Geometry):
+        return "geometry"
+    if isinstance(sa_type, (Integer, BigInteger)):
+        return "integer"
+    if isinstance(sa_type, (Float, Numeric)):
+        return "number"
+    if isinstance(sa_type, Boolean):
+        return "boolean"
+    if isinstance(sa_type, DateTime):
+        return "datetime"
+    if isinstance(sa_type, Date):
+        return "date"
+    if isinstance(sa_type, ARRAY):
+        return "array"
+    if isinstance(sa_type, JSONB):
+        return "object"
+    return "string"
+
+
+def properties(layer: Layer) -> dict[str, Property]:
+    """The collection's properties: every column but the id and the geometries."""
+    writable = set(layer.writable_columns)
+    out = {}
+    for col in layer.table.columns:
+        kind = _kind(col.type)
+        if col.name == "id" or kind == "geometry":
+            continue
+        out[col.name] = Property(col.name, kind, bool(col.nullable), col.name in writable, col)
+    return out
+
+
+def datetime_property(layer: Layer) -> str | None:
+    """The property `datetime=` filters on: the time of the last change (all CDT layers carry it)."""
+    return "updated_at" if "updated_at" in layer.table.columns else None
+
+
+@dataclass
+class ItemsQuery:
+    crs: Crs = crs_mod.CRS84
+    bbox: list[float] | None = None
+    bbox_crs: Crs = crs_mod.CRS84
+    limit: int = 10
+    offset: int = 0
+    datetime: tuple[datetime | None, datetime | None] | None = None
+    equals: dict[str, str] = field(default_factory=dict)
+    filter: tuple[str, dict] | None = None  # compiled CQL2 (sql, params)
+    sortby: list[tuple[str, bool]] = field(default_factory=list)  # (property, ascending)
+    properties: list[str] | None = None
+    skip_geometry: bool = False
+    number_matched: str = "auto"
+
+
+@dataclass
+class Page:
+    features: str  # the features as a JSON array body, without brackets
+    returned: int
+    matched: int | None
+
+
+def _feature_sql(layer: Layer, props: list[str], out_crs: Crs, skip_geometry: bool) -> tuple[str, dict]:
+    params: dict = {}
+    if layer.geometry_column and not skip_geometry:
+        geom, params = out_crs.from_storage(f't."{layer.geometry_column}"')
+        # options 0: no "crs" member inside the geometry (the Content-Crs header says it)
+        geometry = f"coalesce(ST_AsGeoJSON({geom}, {out_crs.decimals}, 0), 'null')"
+    else:
+        geometry = "'null'"
+    # row_to_json writes compact JSON and takes any number of columns.
+    cols = ", ".join(f't."{p}"' for p in props)
+    props_sql = f"(SELECT row_to_json(r) FROM (SELECT {cols}) r)" if props else "'{}'"
+    return (f"""'{{"type":"Feature","id":' || t.id || ',"geometry":' || {geometry} || ',"properties":' || """
+            f"""{props_sql}::text || '}}'"""), params
+
+
+def _where(layer: Layer, q: ItemsQuery, props: dict[str, Property]) -> tuple[list[str], dict]:
+    clauses: list[str] = []
+    params: dict = {}
+    if q.bbox:
+        if not layer.geometry_column:
+            raise InvalidParameterValue(f"collection {layer.name} has no geometry; bbox does not apply")
+        env, env_params = _envelope(q.bbox, q.bbox_crs)
+        clauses.append(f't."{layer.geometry_column}" && {env} AND ST_Intersects(t."{layer.geometry_column}", {env})')
+        params.update(env_params)
+    if q.datetime:
+        column = datetime_property(layer)
+        start, end = q.datetime
+        if start is not None:
+            clauses.append(f't."{column}" >= :dt_start')
+            params["dt_start"] = start
+        if end is not None:
+            clauses.append(f't."{column}" <= :dt_end')
+            params["dt_end"] = end
+    for i, (name, value) in enumerate(q.equals.items()):
+        prop = props[name]
+        clauses.append(f"{prop.sql} = :eq{i}")
+        params[f"eq{i}"] = coerce(prop, value, name)
+    if q.filter:
+        sql, fparams = q.filter
+        clauses.append(f"({sql})")
+        params.update(fparams)
+    return clauses, params
+
+
+def _envelope(bbox: list[float], bbox_crs: Crs) -> tuple[str, dict]:
+    x0, y0, x1, y1 = bbox_crs.bbox_to_lonlat_order(bbox[:2] + bbox[-2:] if len(bbox) == 4 else
+                                                   [bbox[0], bbox[1], bbox[3], bbox[4]])
+    params = {"bx0": x0, "by0": y0, "bx1": x1, "by1": y1}
+    env = "ST_MakeEnvelope(:bx0, :by0, :bx1, :by1)"
+    if bbox_crs.geographic and bbox_crs.srid == 4326:
+        return f"ST_SetSRID({env}, 4326)", params
+    # A projected box: densify its edges so the box stays a box after reprojection.
+    flat = Crs(bbox_crs.uri, bbox_crs.title, bbox_crs.srid, bbox_crs.proj)
+    sql, extra = flat.to_storage(f"ST_Segmentize({env}, (:bx1 - :bx0) / 16.0)", "bbox")
+    return sql, {**params, **extra}
+
+
+def coerce(prop: Property, value: str, what: str):
+    """A query-string value as the property's type (so the comparison is typed and bound)."""
+    try:
+        if prop.kind == "integer":
+            return int(value)
+        if prop.kind == "number":
+            return float(value)
+        if prop.kind == "boolean":
+            lowered = value.strip().lower()
+            if lowered not in ("true", "false", "1", "0"):
+                raise ValueError
+            return lowered in ("true", "1")
+        if prop.kind in ("datetime", "date"):
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidParameterValue(f"{what}: '{value}' is not a valid {prop.kind}") from None
+    if prop.kind in ("array", "object"):
+        raise InvalidParameterValue(f"{what}: filtering on a {prop.kind} property needs a CQL2 filter")
+    return value
+
+
+def items(conn: Connection, layer: Layer, q: ItemsQuery) -> Page:
+    props = properties(layer)
+    selected = q.properties if q.properties is not None else list(props)
+    feature, params = _feature_sql(layer, selected, q.crs, q.skip_geometry)
+    clauses, where_params = _where(layer, q, props)
+    params.update(where_params)
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    order = ", ".join(f'{props[n].sql} {"ASC" if asc else "DESC"} NULLS LAST' for n, asc in q.sortby)
+    order = (order + ", " if order else "") + "t.id"
+    params.update(limit=q.limit, offset=q.offset)
+    table = layer.qualified_table
+    page_sql = (f"SELECT coalesce(string_agg(f, ','), '') AS features, count(*) AS returned FROM "
+                f"(SELECT {feature} AS f FROM {table} t{where} ORDER BY {order} LIMIT :limit OFFSET :offset) s")
+    mode = q.number_matched
+    if mode in ("exact", "auto"):
+        cap = f" LIMIT {AUTO_EXACT_UP_TO + 1}" if mode == "auto" else ""
+        count_sql = f"(SELECT count(*) FROM (SELECT 1 FROM {table} t{where}{cap}) c)"
+        row = conn.execute(text(f"SELECT p.features, p.returned, {count_sql} AS matched FROM ({page_sql}) p"),
+                           params).one()
+        matched = row.matched
+        if mode == "auto" and matched > AUTO_EXACT_UP_TO:
+            matched = estimate(conn, f"SELECT 1 FROM {table} t{where}", where_params)
+    else:
+        row = conn.execute(text(page_sql), params).one()
+        matched = estimate(conn, f"SELECT 1 FROM {table} t{where}", where_params) if mode == "estimated" else None
+    return Page(row.features, row.returned, matched)
+
+
+def estimate(conn: Connection, select_sql: str, params: dict) -> int:
+    """The planner's row estimate: instant on any table size, exact only after ANALYZE."""
+    plan = conn.execute(text(f"EXPLAIN (FORMAT JSON) {select_sql}"), params).scalar_one()
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def row_tag(version: int, created_at: datetime) -> str:
+    """What an ETag names: the row version, and its creation time, so a feature deleted and brought back
+    (whose version starts again at 1) never matches an ETag of its earlier life."""
+    return f"{version}.{int(created_at.timestamp() * 1e6):x}"
+
+
+def feature(conn: Connection, layer: Layer, fid: str, out_crs: Crs, selected: list[str] | None = None
+            ) -> tuple[str, str]:
+    """One feature as GeoJSON text, and its row tag (for the ETag)."""
+    fid_int = feature_id(fid)
+    props = properties(layer)
+    sql, params = _feature_sql(layer, selected if selected is not None else list(props), out_crs, False)
+    row = conn.execute(text(f"SELECT {sql} AS f, t.version, t.created_at FROM {layer.qualified_table} t "
+                            f"WHERE t.id = :fid"), {**params, "fid": fid_int}).first()
+    if row is None:
+        raise NotFound(f"no feature '{fid}' in collection {layer.name}")
+    return row.f, row_tag(row.version, row.created_at)
+
+
+def feature_id(fid: str) -> int:
+    if not re.fullmatch(r"\d{1,18}", fid):
+        raise NotFound(f"no feature '{fid}': feature ids are integers")
+    return int(fid)
+
+
+def extent(conn: Connection, layer: Layer) -> list[float] | None:
+    """Bounding box in CRS84 (ST_Extent over the GiST-indexed column; CDT layers are city-sized)."""
+    if not layer.geometry_column:
+        return None
+    row = conn.execute(text(f'SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM '
+                            f'(SELECT ST_Extent(t."{layer.geometry_column}") AS e FROM {layer.qualified_table} t) s'
+                            )).one()
+    return None if row[0] is None else [round(v, 7) for v in row]
+
+
+def temporal_extent(conn: Connection, layer: Layer) -> list[str | None] | None:
+    column = datetime_property(layer)
+    if column is None:
+        return None
+    row = conn.execute(text(f'SELECT min(t."{column}"), max(t."{column}") FROM {layer.qualified_table} t')).one()
+    return [v.isoformat() if v else None for v in row]
