@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template_string
+from flask import Blueprint, current_app, jsonify, render_template_string, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from geoserver_app.app import wants_json
@@ -37,11 +37,31 @@ def landing():
         "description": "A geospatial server over PostGIS for territorial governance.",
         "territories": territories,
         "layers": layers,
-        "links": [{"rel": "service-status", "href": "/health", "type": "application/json"}],
+        "links": _links(),
     }
     if wants_json():
         return jsonify(body)
     return render_template_string(LANDING_HTML, **body)
+
+
+def _links() -> list[dict]:
+    """The OGC API landing page links (OGC API Common / Features Part 1, /req/core/root-success)."""
+    root = request.url_root.rstrip("/")
+    return [
+        {"rel": "self", "href": f"{root}/?f=json", "type": "application/json", "title": "This document"},
+        {"rel": "alternate", "href": f"{root}/?f=html", "type": "text/html", "title": "This document as HTML"},
+        {"rel": "service-desc", "href": f"{root}/api", "type": "application/vnd.oai.openapi+json;version=3.0",
+         "title": "The API definition (OpenAPI 3.0)"},
+        {"rel": "service-doc", "href": f"{root}/api?f=html", "type": "text/html", "title": "The API, readable"},
+        {"rel": "conformance", "href": f"{root}/conformance", "type": "application/json",
+         "title": "Conformance classes"},
+        {"rel": "data", "href": f"{root}/collections", "type": "application/json", "title": "Collections"},
+        {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes", "href": f"{root}/tileMatrixSets",
+         "type": "application/json", "title": "Tile matrix sets"},
+        {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", "href": f"{root}/tiles",
+         "type": "application/json", "title": "Base map vector tiles"},
+        {"rel": "service-status", "href": f"{root}/health", "type": "application/json", "title": "Health"},
+    ]
 
 
 LANDING_HTML = """<!doctype html>
@@ -60,5 +80,7 @@ text-align:left}td.n{text-align:right}</style></head>
 <table><tr><th>Layer</th><th>Title</th><th>Features</th><th>Access</th></tr>
 {% for l in layers %}<tr><td>{{ l.name }}</td><td>{{ l.title }}</td><td class="n">{{ "{:,}".format(l.features) }}</td>
 <td>{{ l.access }}</td></tr>{% endfor %}</table>
-<p><a href="/health">Service status</a> · <a href="/?f=json">This page as JSON</a></p>
+<p><a href="/collections?f=html">Collections (OGC API Features)</a> · <a href="/api?f=html">API</a> ·
+<a href="/conformance?f=html">Conformance</a> · <a href="/health">Service status</a> ·
+<a href="/?f=json">This page as JSON</a></p>
 </body></html>"""
