@@ -13,6 +13,8 @@ def create_app(config: Config | None = None, database_url: str | None = None) ->
     config = config or Config.from_env()
     app = Flask(__name__)
     app.config["CDT"] = config
+    # A request body above this is refused (413) before anything reads it.
+    app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
     if database_url is None:
         from geoserver_app.embedded_pg import database_url as resolve
 
@@ -48,8 +50,8 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        code = {404: "NotFound", 405: "MethodNotAllowed", 400: "InvalidParameterValue"}.get(exc.code or 500,
-                                                                                            exc.name.replace(" ", ""))
+        code = {404: "NotFound", 405: "MethodNotAllowed", 400: "InvalidParameterValue",
+                413: "PayloadTooLarge"}.get(exc.code or 500, exc.name.replace(" ", ""))
         return jsonify({"code": code, "description": exc.description}), exc.code
 
     @app.errorhandler(Exception)

@@ -37,6 +37,7 @@ class Config:
     # numberMatched per collection: "exact", "estimated", "off" or "auto" (exact up to 100,000 matches);
     # e.g. CDT_NUMBER_MATCHED="buildings=estimated,street_edges=off". Unlisted collections use "auto".
     number_matched: dict = field(default_factory=dict)
+    max_request_bytes: int = 10 * 1024 * 1024
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -55,6 +56,7 @@ class Config:
             items_default_limit=int(_env("CDT_ITEMS_DEFAULT_LIMIT", "10")),
             items_max_limit=int(_env("CDT_ITEMS_MAX_LIMIT", "10000")),
             number_matched=_pairs(os.environ.get("CDT_NUMBER_MATCHED", "")),
+            max_request_bytes=int(_env("CDT_MAX_REQUEST_BYTES", str(10 * 1024 * 1024))),
         )
 
     @property
