@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, jsonify, request
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from geoserver_app.config import Config
@@ -53,6 +54,21 @@ def _register_errors(app: Flask) -> None:
         code = {404: "NotFound", 405: "MethodNotAllowed", 400: "InvalidParameterValue",
                 413: "PayloadTooLarge"}.get(exc.code or 500, exc.name.replace(" ", ""))
         return jsonify({"code": code, "description": exc.description}), exc.code
+
+    @app.errorhandler(DBAPIError)
+    def database_error(exc: DBAPIError):
+        # Input that reaches PostgreSQL and is refused there (a data exception, SQLSTATE class 22) is the
+        # client's error; a statement that ran past the timeout (57014) is the server protecting itself.
+        state = getattr(exc.orig, "sqlstate", None) or ""
+        if state.startswith("22"):
+            message = getattr(getattr(exc.orig, "diag", None), "message_primary", None) or "invalid value"
+            return jsonify({"code": "InvalidParameterValue", "description": message}), 400
+        if state == "57014":
+            return jsonify({"code": "ServiceUnavailable",
+                            "description": "the query ran longer than the statement timeout; narrow it "
+                                           "(bbox, filter, limit)"}), 503
+        app.logger.exception("database error")
+        return jsonify({"code": "ServerError", "description": "internal error; see the server log"}), 500
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
