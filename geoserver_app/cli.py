@@ -245,7 +245,10 @@ def serve(config: Config, host, port, workers) -> None:
 
     env = dict(os.environ, CDT_DATABASE_URL=database_url(config))
     bind = f"{host or config.host}:{port or config.port}"
+    # gthread workers: keep-alive for GIS clients that page through thousands of requests, and a worker's
+    # other threads go on while one waits for PostGIS.
     args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers or config.workers),
+            "--worker-class", "gthread", "--threads", str(config.threads),
             "--access-logfile", "-", "--timeout", "120", "geoserver_app.wsgi:app"]
     click.echo(f"CDT serving on http://{bind}")
     os.execve(sys.executable, args, env)

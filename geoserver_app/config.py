@@ -29,6 +29,7 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2
+    threads: int = 4
     demo_data: Path = PROJECT_ROOT / "data"
     statement_timeout_ms: int = 30000
     # OGC API Features paging: the default page size and the largest a client may ask for.
@@ -51,6 +52,7 @@ class Config:
             host=_env("CDT_HOST", "127.0.0.1"),
             port=int(_env("CDT_PORT", "8000")),
             workers=int(_env("CDT_WORKERS", "2")),
+            threads=int(_env("CDT_THREADS", "4")),
             demo_data=Path(_env("CDT_DEMO_DATA", str(PROJECT_ROOT / "data"))),
             statement_timeout_ms=int(_env("CDT_STATEMENT_TIMEOUT_MS", "30000")),
             items_default_limit=int(_env("CDT_ITEMS_DEFAULT_LIMIT", "10")),
