@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, jsonify, request
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from geoserver_app.config import Config
@@ -30,6 +30,8 @@ def create_app(config: Config | None = None, database_url: str | None = None) ->
     from geoserver_app import features_api
 
     app.register_blueprint(features_api.blueprint)
+    from geoserver_app import tiles_api
+    app.register_blueprint(tiles_api.blueprint)
     _register_errors(app)
     return app
 
@@ -60,9 +62,15 @@ def _register_errors(app: Flask) -> None:
         # Input that reaches PostgreSQL and is refused there (a data exception, SQLSTATE class 22) is the
         # client's error; a statement that ran past the timeout (57014) is the server protecting itself.
         state = getattr(exc.orig, "sqlstate", None) or ""
-        if state.startswith("22"):
-            message = getattr(getattr(exc.orig, "diag", None), "message_primary", None) or "invalid value"
+        message = (getattr(getattr(exc.orig, "diag", None), "message_primary", None)
+                   or (str(exc.orig).splitlines() or ["invalid value"])[0])
+        # psycopg refuses some values itself, before sending them (a NUL in text): a DataError without SQLSTATE.
+        if state.startswith("22") or (not state and isinstance(exc, DataError)):
             return jsonify({"code": "InvalidParameterValue", "description": message}), 400
+        # PROJ cannot move the client's coordinates (bbox, filter literal) out of their CRS's domain.
+        if state == "XX000" and message.startswith("transform:"):
+            return jsonify({"code": "InvalidParameterValue",
+                            "description": f"coordinates outside the area of their CRS ({message})"}), 400
         if state == "57014":
             return jsonify({"code": "ServiceUnavailable",
                             "description": "the query ran longer than the statement timeout; narrow it "

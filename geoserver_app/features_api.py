@@ -119,6 +119,13 @@ def offered_crs(conn) -> list[crs_mod.Crs]:
     return out
 
 
+def _bool(name: str) -> bool:
+    raw = (single(name) or "false").strip().lower()
+    if raw not in ("true", "false"):
+        raise InvalidParameterValue(f"{name}={single(name)}: true or false expected")
+    return raw == "true"
+
+
 def _int(name: str, default: int, minimum: int, maximum: int | None = None) -> int:
     raw = single(name)
     if raw is None or raw == "":
@@ -179,7 +186,8 @@ def _datetime(raw: str | None):
     instant = one(raw)
     if instant is None:
         raise InvalidParameterValue("datetime: an instant or an interval expected")
-    return (instant, instant) if "T" in raw else (instant, instant.replace(hour=23, minute=59, second=59))
+    end_of_day = instant.replace(hour=23, minute=59, second=59, microsecond=999999)
+    return (instant, instant) if "T" in raw else (instant, end_of_day)
 
 
 def _names(raw: str | None, props: dict, what: str, signed: bool = False) -> list:
@@ -188,7 +196,7 @@ def _names(raw: str | None, props: dict, what: str, signed: bool = False) -> lis
     out = []
     for part in (p.strip() for p in raw.split(",")):
         name, asc = part, True
-        if signed and part[:1] in "+-":
+        if signed and part[:1] in ("+", "-"):  # not `in "+-"`: an empty part would match
             name, asc = part[1:].strip(), part[0] == "+"
         if name not in props:
             raise InvalidParameterValue(f"{what}: unknown property '{name}'; known: {', '.join(props)}")
@@ -232,9 +240,42 @@ def openapi():
     check_params(["f"])
     doc = api.document(base_url(), "CDT: City Digital Twin",
                        "OGC API Features (Parts 1-4) and Tiles over the layers of a city digital twin.")
+    _configured_limit(doc)
+    _collection_items_paths(doc)
     if negotiate() == HTML:
         return html.page("API definition", "api.html", doc=doc)
     return json_response(doc, media_type=OPENAPI_JSON)
+
+
+def _configured_limit(doc: dict) -> None:
+    """The `limit` this server takes (Config items_default_limit / items_max_limit), not P_LIMIT's defaults.
+    The parameter dicts are shared module constants: replace, never mutate."""
+    cfg = config()
+    schema = {**P_LIMIT["schema"], "maximum": cfg.items_max_limit, "default": cfg.items_default_limit}
+    for op in doc["paths"].get("/collections/{collectionId}/items", {}).values():
+        op["parameters"] = [{**p, "schema": schema} if p is P_LIMIT else p for p in op["parameters"]]
+
+
+PARAM_SCHEMA = {"integer": {"type": "integer"}, "number": {"type": "number"}, "boolean": {"type": "boolean"},
+                "string": {"type": "string"}, "datetime": {"type": "string", "format": "date-time"},
+                "date": {"type": "string", "format": "date"}}
+
+
+def _collection_items_paths(doc: dict) -> None:
+    """`/collections/<id>/items` of each collection, with a query parameter per queryable property (Part 3
+    /req/queryables-query-parameters). GDAL's OAPIF driver reads them from this per-collection path and sends
+    a WHERE clause to the server (filter=, filter-lang=cql-text) only on properties it finds here."""
+    generic = doc["paths"].get("/collections/{collectionId}/items", {}).get("get")
+    if generic is None:
+        return
+    common = [p for p in generic["parameters"] if p["name"] != "collectionId"]
+    for layer in registry.all_layers():
+        props = [query(n, f"Only features whose {n} equals this value", PARAM_SCHEMA[p.kind])
+                 for n, p in features.properties(layer).items() if p.kind in PARAM_SCHEMA and n not in ITEM_PARAM_NAMES]
+        doc["paths"][f"/collections/{layer.name}/items"] = {"get": {
+            **generic, "operationId": f"items_get_{layer.name}", "summary": f"Features of {layer.title}",
+            "parameters": common + props}}
+    doc["paths"] = dict(sorted(doc["paths"].items()))
 
 
 @api.route(blueprint, "/collections", summary="The collections (layers)", tags=("Capabilities",),
@@ -337,10 +378,22 @@ ITEM_PARAM_NAMES = [p["name"] for p in ITEMS_PARAMS]
 def items(collectionId: str):
     layer = layer_of(collectionId)
     if request.method == "POST":
-        if request.mimetype in QUERY_CQL_JSON:
+        if request.mimetype in QUERY_CQL_JSON or _is_cql2_json_query():
             return _items(layer, request.get_data(as_text=True), "cql2-json")
         return _create(layer)
     return _items(layer)
+
+
+def _is_cql2_json_query() -> bool:
+    """A CQL2 JSON expression POSTed as plain application/json (OWSLib's `cql=`, pygeoapi's convention) is a
+    query, not a feature to create: it has "op", a GeoJSON Feature has "type"."""
+    if request.mimetype != JSON:
+        return False
+    try:
+        body = orjson.loads(request.get_data())
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(body, dict) and "op" in body and "type" not in body
 
 
 def _items(layer: Layer, body_filter: str | None = None, body_lang: str | None = None) -> Response:
@@ -361,10 +414,10 @@ def _items(layer: Layer, body_filter: str | None = None, body_lang: str | None =
             offset=_int("offset", 0, 0),
             datetime=_datetime(single("datetime")),
             equals={k: single(k) for k in request.args if k in props},
-            sortby=_names(single("sortby"), props, "sortby", signed=True),
+            sortby=_names(single("sortby"), {**props, "id": None}, "sortby", signed=True),
             properties=_names(single("properties"), props, "properties") if single("properties") is not None
             else None,
-            skip_geometry=(single("skipGeometry") or "false").lower() == "true",
+            skip_geometry=_bool("skipGeometry"),
             number_matched=_number_matched_mode(layer),
         )
         filter_text = body_filter if body_filter is not None else single("filter")
@@ -377,7 +430,9 @@ def _items(layer: Layer, body_filter: str | None = None, body_lang: str | None =
         elif single("filter-lang") and single("filter-lang") not in LANGS:
             raise InvalidParameterValue(f"filter-lang must be one of {', '.join(LANGS)}")
         page = features.items(conn, layer, q)
-    links = _page_links(layer, q, page)
+    # A filter POSTed as the body goes into the paging links, which are GETs.
+    links = _page_links(layer, q, page, {} if body_filter is None else
+                        {"filter": body_filter, "filter-lang": body_lang or "cql2-json"})
     head = {"type": "FeatureCollection", "numberReturned": page.returned,
             "timeStamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "links": links}
     if page.matched is not None:
@@ -394,9 +449,10 @@ def _needs_crs() -> bool:
     return any(single(k) not in (None, "", crs_mod.CRS84_URI) for k in ("crs", "bbox-crs", "filter-crs"))
 
 
-def _page_links(layer: Layer, q: features.ItemsQuery, page: features.Page) -> list[dict]:
+def _page_links(layer: Layer, q: features.ItemsQuery, page: features.Page, extra: dict | None = None
+                ) -> list[dict]:
     path = f"{base_url()}/collections/{layer.name}/items"
-    args = {k: v for k, v in request.args.items(multi=False) if k not in ("offset", "f")}
+    args = {k: v for k, v in request.args.items(multi=False) if k not in ("offset", "f")} | (extra or {})
     args["limit"] = str(q.limit)
 
     def url(offset: int, fmt: str) -> str:

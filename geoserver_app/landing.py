@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, render_template_string, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from geoserver_app.app import wants_json
+from geoserver_app.ogc import HTML, negotiate
+from geoserver_app.openapi import api, query
+from geoserver_app.openapi import json_response as doc_response
 from layers import catalog
 
 blueprint = Blueprint("landing", __name__)
@@ -15,7 +17,9 @@ def _engine():
     return current_app.extensions["cdt_engine"]
 
 
-@blueprint.get("/health")
+# Declared through `api.route` like every other handler, so /api describes them too.
+@api.route(blueprint, "/health", summary="Service status: database reachable, migrations current",
+           tags=("Capabilities",), responses={"200": doc_response("Healthy"), "503": {"description": "Unhealthy"}})
 def health():
     try:
         with _engine().connect() as conn:
@@ -27,7 +31,9 @@ def health():
     return jsonify({"status": "pass" if ok else "fail", **state}), 200 if ok else 503
 
 
-@blueprint.get("/")
+@api.route(blueprint, "/", summary="Landing page", tags=("Capabilities",),
+           parameters=[query("f", "Response format", {"type": "string", "enum": ["json", "html"]})],
+           responses={"200": doc_response("The landing page", ("application/json", "text/html"))})
 def landing():
     with _engine().connect() as conn:
         territories = catalog.territories(conn)
@@ -39,7 +45,8 @@ def landing():
         "layers": layers,
         "links": _links(),
     }
-    if wants_json():
+    # JSON unless the client prefers HTML (browsers do); OWSLib sends Accept: */* and parses JSON.
+    if negotiate() != HTML:
         return jsonify(body)
     return render_template_string(LANDING_HTML, **body)
 

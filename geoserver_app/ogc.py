@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 import orjson
@@ -78,8 +79,12 @@ def self_links(path: str, data_type: str = JSON, html: bool = True) -> list[dict
 
 
 def json_response(body: object, status: int = 200, media_type: str = JSON, headers: dict | None = None) -> Response:
-    return Response(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS), status=status, mimetype=media_type,
-                    headers=headers)
+    try:
+        data = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits: jsonb reads a number such as 1e20 back as an int
+        data = json.dumps(body, ensure_ascii=False,
+                          default=lambda o: o.isoformat() if hasattr(o, "isoformat") else str(o)).encode()
+    return Response(data, status=status, mimetype=media_type, headers=headers)
 
 
 def not_modified_or(resp: Response) -> Response:

@@ -164,7 +164,9 @@ def _envelope(bbox: list[float], bbox_crs: Crs) -> tuple[str, dict]:
         return f"ST_SetSRID({env}, 4326)", params
     # A projected box: densify its edges so the box stays a box after reprojection.
     flat = Crs(bbox_crs.uri, bbox_crs.title, bbox_crs.srid, bbox_crs.proj)
-    sql, extra = flat.to_storage(f"ST_Segmentize({env}, (:bx1 - :bx0) / 16.0)", "bbox")
+    # 16 pieces along the longer side (a step from the shorter side would split a long thin box into
+    # billions of vertices); never 0, which ST_Segmentize refuses.
+    sql, extra = flat.to_storage(f"ST_Segmentize({env}, GREATEST(:bx1 - :bx0, :by1 - :by0, 1e-6) / 16.0)", "bbox")
     return sql, {**params, **extra}
 
 
@@ -196,7 +198,8 @@ def items(conn: Connection, layer: Layer, q: ItemsQuery) -> Page:
     clauses, where_params = _where(layer, q, props)
     params.update(where_params)
     where = " WHERE " + " AND ".join(clauses) if clauses else ""
-    order = ", ".join(f'{props[n].sql} {"ASC" if asc else "DESC"} NULLS LAST' for n, asc in q.sortby)
+    order = ", ".join(f'{props[n].sql if n != "id" else "t.id"} {"ASC" if asc else "DESC"} NULLS LAST'
+                      for n, asc in q.sortby)
     order = (order + ", " if order else "") + "t.id"
     params.update(limit=q.limit, offset=q.offset)
     table = layer.qualified_table

@@ -11,12 +11,13 @@ from layers.models.masterplan import FunctionalZone, PlannedFacility, ZoningZone
 from layers.models.network import StreetEdge, StreetNode
 from layers.models.norms import PlanningNorm
 from layers.models.territory import TERRITORY_LEVELS, Territory
+from layers.models.tile_cache import TileCache
 from layers.models.utilities import UtilityLine, UtilityNode
 
 __all__ = [
     "SCHEMA", "SRID", "Base", "Building", "CADASTRAL_NUMBER_PATTERN", "Facility", "FacilityType",
     "FunctionalZone", "History", "IngestRun", "LandCategory", "Parcel", "PlannedFacility", "PlanningNorm", "Railway",
-    "StreetEdge", "StreetNode", "TERRITORY_LEVELS", "Territory", "UtilityLine", "UtilityNode",
+    "StreetEdge", "StreetNode", "TERRITORY_LEVELS", "Territory", "TileCache", "UtilityLine", "UtilityNode",
     "WaterBody", "ZoningZone",
 ]
 
