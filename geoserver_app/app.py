@@ -20,9 +20,10 @@ def create_app(config: Config | None = None, database_url: str | None = None) ->
         from geoserver_app.embedded_pg import database_url as resolve
 
         database_url = resolve(config)
-    from layers.db import engine_for
+    from layers.db import engine_for, reader
 
-    app.extensions["cdt_engine"] = engine_for(database_url, config.statement_timeout_ms)
+    app.extensions["cdt_engine"] = engine_for(database_url, config.statement_timeout_ms, pre_ping=False)
+    app.extensions["cdt_reader"] = reader(app.extensions["cdt_engine"])
 
     from geoserver_app import landing
 

@@ -27,6 +27,7 @@ from geoserver_app.ogc import (
     link,
     negotiate,
     not_modified_or,
+    reader,
     self_links,
     single,
 )
@@ -282,7 +283,7 @@ def _collection_items_paths(doc: dict) -> None:
            parameters=[P_F], responses={"200": doc_response("Collections")})
 def collections():
     check_params(["f"])
-    with engine().connect() as conn:
+    with reader().connect() as conn:
         offered = offered_crs(conn)
         body = {"links": self_links("/collections"),
                 "collections": [_collection(conn, lyr, offered) for lyr in registry.all_layers()],
@@ -328,7 +329,7 @@ def _collection(conn, layer: Layer, offered: list[crs_mod.Crs]) -> dict:
 def collection(collectionId: str):
     check_params(["f"])
     layer = layer_of(collectionId)
-    with engine().connect() as conn:
+    with reader().connect() as conn:
         body = _collection(conn, layer, offered_crs(conn))
     if negotiate() == HTML:
         return html.page(layer.title, "collection.html", body=body)
@@ -401,7 +402,7 @@ def _items(layer: Layer, body_filter: str | None = None, body_lang: str | None =
     check_params(ITEM_PARAM_NAMES, props)
     media = negotiate(GEOJSON)
     cfg = config()
-    with engine().connect() as conn:
+    with reader().connect() as conn:
         offered = offered_crs(conn) if _needs_crs() else [crs_mod.CRS84]
         out_crs = crs_mod.parse(single("crs"), offered, "crs")
         bbox_crs = crs_mod.parse(single("bbox-crs"), offered, "bbox-crs")
@@ -512,7 +513,7 @@ def item(collectionId: str, featureId: str):
 def _feature_response(layer: Layer, fid: str, status: int = 200) -> Response:
     media = negotiate(GEOJSON)
     props = features.properties(layer)
-    with engine().connect() as conn:
+    with reader().connect() as conn:
         offered = offered_crs(conn) if _needs_crs() else [crs_mod.CRS84]
         out_crs = crs_mod.parse(single("crs"), offered, "crs")
         selected = _names(single("properties"), props, "properties") if single("properties") is not None else None
@@ -591,7 +592,7 @@ def _delete(layer: Layer, fid: str) -> Response:
 def item_history(collectionId: str, featureId: str):
     check_params(["f"])
     layer = layer_of(collectionId)
-    with engine().connect() as conn:
+    with reader().connect() as conn:
         versions = edits.history(conn, layer, featureId)
     url = f"{base_url()}/collections/{layer.name}/items/{featureId}"
     return json_response({"collection": layer.name, "id": featureId, "versions": versions,

@@ -14,7 +14,7 @@ blueprint = Blueprint("landing", __name__)
 
 
 def _engine():
-    return current_app.extensions["cdt_engine"]
+    return current_app.extensions["cdt_reader"]
 
 
 # Declared through `api.route` like every other handler, so /api describes them too.

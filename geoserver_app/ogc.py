@@ -21,7 +21,13 @@ FORMATS = {"json": JSON, "geojson": GEOJSON, "html": HTML, "application/json": J
 
 
 def engine() -> Engine:
+    """For writes (`layers.db.transaction`)."""
     return current_app.extensions["cdt_engine"]
+
+
+def reader() -> Engine:
+    """For reads: autocommit, each statement its own consistent snapshot."""
+    return current_app.extensions["cdt_reader"]
 
 
 def config():

@@ -17,13 +17,21 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
 @lru_cache(maxsize=8)
-def engine_for(url: str, statement_timeout_ms: int = 0) -> Engine:
+def engine_for(url: str, statement_timeout_ms: int = 0, pre_ping: bool = True) -> Engine:
     # search_path is pinned: a database user named like the schema ("$user") must not make
     # unqualified names (or PostGIS's own objects) land in CDT's schema.
     options = "-c search_path=public"
     if statement_timeout_ms:
         options += f" -c statement_timeout={statement_timeout_ms}"
-    return create_engine(url, pool_pre_ping=True, connect_args={"options": options, "application_name": "cdt"})
+    # The web server turns pre-ping off: it is one more round trip on every request, and a connection lost
+    # to a database restart fails one request and is then replaced (SQLAlchemy invalidates the pool).
+    return create_engine(url, pool_pre_ping=pre_ping, pool_size=8, max_overflow=8,
+                         connect_args={"options": options, "application_name": "cdt"})
+
+
+def reader(engine: Engine) -> Engine:
+    """The same pool in autocommit: a read is one statement with no BEGIN/ROLLBACK round trips."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 @contextmanager

@@ -20,8 +20,7 @@ from functools import cache
 
 import morecantile
 from morecantile import TileMatrixSet
-from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, text
 
 from layers import registry
 from layers.errors import InvalidParameterValue, NotFound
@@ -227,47 +226,46 @@ def properties_schema(layer: registry.Layer) -> dict[str, str]:
 
 
 def get_tile(engine: Engine, ts: Tileset, address: TileAddress) -> Tile:
-    """The tile from the cache, or rendered and cached. Empty when no layer is drawn at this zoom."""
+    """The tile from the cache, or rendered and cached. Empty when no layer is drawn at this zoom.
+
+    Round trips matter more than anything else here: a hit is one statement in autocommit; a miss is
+    one more to lock, one to render and store, one to commit.
+    """
     layers = layers_at(ts, address)
     if not layers:
         return Tile(b"", etag(b""), False)
     key = {"tileset": ts.name, "tms": address.tms, "z": address.z, "x": address.x, "y": address.y}
     with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         hit = conn.execute(text("SELECT data, etag FROM cdt.tile_cache WHERE tileset = :tileset AND tms = :tms "
                                 "AND z = :z AND x = :x AND y = :y"), key).first()
-        conn.rollback()
         if hit:
             return Tile(bytes(hit.data), hit.etag, True)
-        with conn.begin():
-            cacheable = _exclude_writers(conn, layers)
+        # Table names come from the registry, never from the request: safe to write into the statement,
+        # which lets BEGIN and the lock travel as one simple-protocol message.
+        tables = ",".join(sorted({layer.qualified_table for layer in layers}))
+        try:
+            # Whether the tile may be cached. A tile rendered while a transaction that changes its tables
+            # is open, and stored after that transaction's invalidation ran, would stay stale. SHARE on the
+            # tables excludes writers (their ROW EXCLUSIVE) until this transaction ends, and the render's
+            # snapshot, taken after it, sees every committed write. NOWAIT: when a writer (or VACUUM) holds a
+            # table, serve the tile uncached rather than wait.
+            cursor = conn.connection.dbapi_connection.cursor()
+            cursor.execute(f"BEGIN; SELECT cdt.try_share_lock('{{{tables}}}')")
+            cursor.nextset()
+            cacheable = cursor.fetchone()[0]
             sql, params = render_sql(ts, layers, address)
-            data, bounds = conn.execute(text(sql), params).one()
-            data = bytes(data)
-            tag = etag(data)
-            if cacheable:
-                conn.execute(text(
-                    "INSERT INTO cdt.tile_cache (tileset, tms, z, x, y, data, etag, bounds, layers) "
-                    "VALUES (:tileset, :tms, :z, :x, :y, :data, :etag, CAST(:bounds AS geometry), :layers) "
-                    "ON CONFLICT DO NOTHING"),
-                    {**key, "data": data, "etag": tag, "bounds": bounds, "layers": [lyr.table.name for lyr in layers]})
-    return Tile(data, tag, False)
-
-
-def _exclude_writers(conn: Connection, layers: list[registry.Layer]) -> bool:
-    """Whether the tile about to be rendered may be cached.
-
-    A tile rendered while a transaction that changes its tables is open, and stored after that
-    transaction's invalidation ran, would stay stale. SHARE on the tables excludes writers (their
-    ROW EXCLUSIVE) until this transaction ends, and the render's snapshot, taken after it, sees every
-    committed write. NOWAIT: when a writer (or VACUUM) holds the table, serve the tile uncached rather than wait.
-    """
-    tables = ", ".join(sorted({layer.qualified_table for layer in layers}))
-    try:
-        with conn.begin_nested():
-            conn.execute(text(f"LOCK TABLE {tables} IN SHARE MODE NOWAIT"))
-    except DBAPIError:
-        return False
-    return True
+            store = (", stored AS (INSERT INTO cdt.tile_cache (tileset, tms, z, x, y, data, etag, bounds, layers) "
+                     "SELECT :tileset, :tms, :z, :x, :y, data, md5(data), bounds, CAST(:layers AS text[]) "
+                     "FROM tile ON CONFLICT DO NOTHING) ") if cacheable else " "
+            row = conn.execute(text(f"WITH tile AS MATERIALIZED ({sql}){store}SELECT data, md5(data) AS etag "
+                                    f"FROM tile"),
+                               {**params, **key, "layers": [lyr.table.name for lyr in layers]}).one()
+            conn.exec_driver_sql("COMMIT")
+        except BaseException:
+            conn.exec_driver_sql("ROLLBACK")
+            raise
+    return Tile(bytes(row.data), row.etag, False)
 
 
 def render_sql(ts: Tileset, layers: list[registry.Layer], address: TileAddress) -> tuple[str, dict]:
@@ -291,7 +289,7 @@ def render_sql(ts: Tileset, layers: list[registry.Layer], address: TileAddress) 
     parts = " || ".join(_layer_sql(ts, layer, srid, ref) for layer in layers)
     sql = (f"WITH e AS (SELECT {env} AS tile_env, "
            f"ST_Transform(ST_MakeEnvelope(:bxmin, :bymin, :bxmax, :bymax, {srid}), {SRID}) AS tile_bounds) "
-           f"SELECT {parts} AS data, ST_AsEWKB(tile_bounds) AS bounds FROM e")
+           f"SELECT {parts} AS data, tile_bounds AS bounds FROM e")
     return sql, params
 
 
@@ -315,8 +313,8 @@ def _layer_sql(ts: Tileset, layer: registry.Layer, srid: int, ref_zoom: int) -> 
 
 
 def etag(data: bytes) -> str:
-    """Strong ETag value (unquoted): a hash of the tile bytes."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    """Strong ETag value (unquoted): the MD5 of the tile bytes (what PostGIS computes when it stores one)."""
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def clear_cache(engine: Engine, tileset_name: str | None = None) -> int:

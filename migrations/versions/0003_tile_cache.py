@@ -76,6 +76,19 @@ BEGIN
   RETURN NULL;
 END $$;
 
+-- SHARE on the tables a tile is drawn from, or false at once when a writer holds one (see layers/tiles.py).
+CREATE FUNCTION cdt.try_share_lock(tables text[]) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY tables LOOP
+    EXECUTE format('LOCK TABLE %s IN SHARE MODE NOWAIT', t::regclass);
+  END LOOP;
+  RETURN true;
+EXCEPTION WHEN lock_not_available THEN
+  RETURN false;
+END $$;
+
 -- Install tile invalidation on a table; `geom_column` is the column its tiles are drawn from.
 CREATE FUNCTION cdt.cache_tiles(tbl regclass, geom_column text) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
@@ -130,6 +143,7 @@ def downgrade() -> None:
         for suffix in TRIGGER_SUFFIXES:
             op.execute(f"DROP TRIGGER {table}_{suffix} ON cdt.{table}")
     op.execute("DROP FUNCTION cdt.cache_tiles(regclass, text)")
+    op.execute("DROP FUNCTION cdt.try_share_lock(text[])")
     op.execute("DROP FUNCTION cdt.invalidate_tiles()")
     op.drop_index("ix_tile_cache_bounds", table_name="tile_cache", schema="cdt", postgresql_using="gist")
     op.drop_table("tile_cache", schema="cdt")
