@@ -71,8 +71,17 @@ def _kind(sa_type) -> str:
     return "string"
 
 
+_PROPERTIES: dict[str, dict[str, Property]] = {}
+
+
 def properties(layer: Layer) -> dict[str, Property]:
-    """The collection's properties: every column but the id and the geometries."""
+    """The collection's properties: every column but the id and the geometries (computed once per layer)."""
+    if layer.name not in _PROPERTIES:
+        _PROPERTIES[layer.name] = _properties(layer)
+    return _PROPERTIES[layer.name]
+
+
+def _properties(layer: Layer) -> dict[str, Property]:
     writable = set(layer.writable_columns)
     out = {}
     for col in layer.table.columns:
@@ -206,7 +215,14 @@ def items(conn: Connection, layer: Layer, q: ItemsQuery) -> Page:
     page_sql = (f"SELECT coalesce(string_agg(f, ','), '') AS features, count(*) AS returned FROM "
                 f"(SELECT {feature} AS f FROM {table} t{where} ORDER BY {order} LIMIT :limit OFFSET :offset) s")
     mode = q.number_matched
-    if mode in ("exact", "auto"):
+    if mode in ("exact", "auto") and not clauses:
+        # Unfiltered: the exact count the triggers keep (migration 0004), one index lookup.
+        count_sql = "(SELECT n FROM cdt.row_counts WHERE table_name = :count_table)"
+        params["count_table"] = layer.table.name
+        row = conn.execute(text(f"SELECT p.features, p.returned, {count_sql} AS matched FROM ({page_sql}) p"),
+                           params).one()
+        matched = row.matched
+    elif mode in ("exact", "auto"):
         cap = f" LIMIT {AUTO_EXACT_UP_TO + 1}" if mode == "auto" else ""
         count_sql = f"(SELECT count(*) FROM (SELECT 1 FROM {table} t{where}{cap}) c)"
         row = conn.execute(text(f"SELECT p.features, p.returned, {count_sql} AS matched FROM ({page_sql}) p"),

@@ -10,6 +10,7 @@ from layers.models.ingest_log import IngestRun
 from layers.models.masterplan import FunctionalZone, PlannedFacility, ZoningZone
 from layers.models.network import StreetEdge, StreetNode
 from layers.models.norms import PlanningNorm
+from layers.models.row_counts import RowCount
 from layers.models.territory import TERRITORY_LEVELS, Territory
 from layers.models.tile_cache import TileCache
 from layers.models.utilities import UtilityLine, UtilityNode
@@ -17,6 +18,7 @@ from layers.models.utilities import UtilityLine, UtilityNode
 __all__ = [
     "SCHEMA", "SRID", "Base", "Building", "CADASTRAL_NUMBER_PATTERN", "Facility", "FacilityType",
     "FunctionalZone", "History", "IngestRun", "LandCategory", "Parcel", "PlannedFacility", "PlanningNorm", "Railway",
+    "RowCount",
     "StreetEdge", "StreetNode", "TERRITORY_LEVELS", "Territory", "TileCache", "UtilityLine", "UtilityNode",
     "WaterBody", "ZoningZone",
 ]
