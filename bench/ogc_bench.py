@@ -4,7 +4,7 @@ One run serves the Vologda demo tables `cdt.buildings` (25,324 polygons) and `cd
 lines) from ONE PostGIS database through three servers, each behind its usual production server with
 the same number of worker processes (--workers, default 2 = the machine's cores):
 
-    CDT       gunicorn (gthread, 4 threads, as `cdt serve`)  geoserver_app.wsgi:app    (project .venv)
+    CDT       gunicorn (sync workers, as `cdt serve`)  geoserver_app.wsgi:app       (project .venv)
     pygeoapi  gunicorn (sync workers)            pygeoapi.flask_app:APP, PostgreSQL provider
     tipg      gunicorn -k uvicorn.workers.UvicornWorker  tipg.main:app  (uvloop + httptools)
 
@@ -94,7 +94,8 @@ RUN = WORK / "run"
 PEERS = ROOT / "bench" / "peers"
 RESULTS = ROOT / "bench" / "results"
 
-CDT_WORKER_ARGS = os.environ.get("CDT_BENCH_WORKER_ARGS", "--worker-class gthread --threads 4").split()
+# As `cdt serve` runs it (sync workers); CDT_BENCH_WORKER_ARGS tries others, e.g. "--worker-class gthread --threads 4".
+CDT_WORKER_ARGS = os.environ.get("CDT_BENCH_WORKER_ARGS", "--worker-class sync").split()
 PEER_PACKAGES = ["pygeoapi==0.21.0", "tipg==1.6.1", "uvicorn[standard]==0.54.0", "gunicorn==27.0.1",
                  "psycopg2-binary==2.9.13", "GeoAlchemy2==0.20.0"]
 SERVERS = ("cdt", "pygeoapi", "tipg")
@@ -390,7 +391,6 @@ def make_servers(names: list[str], db_url: str, workers: int, versions: dict[str
     if "cdt" in names:
         port = free_port()
         env = dict(base_env, CDT_DATABASE_URL=db_url.replace("postgresql://", "postgresql+psycopg://", 1))
-        # As `cdt serve` runs it: gthread workers, CDT_THREADS (4) threads each.
         argv = gunicorn_common([str(PROJECT_PYTHON), "-m", "gunicorn"], port, workers) + [
             *CDT_WORKER_ARGS, "geoserver_app.wsgi:app"]
         servers.append(Server("cdt", port, argv, env, ROOT, {"buildings": "buildings", "street_edges": "street_edges"},

@@ -245,11 +245,15 @@ def serve(config: Config, host, port, workers) -> None:
 
     env = dict(os.environ, CDT_DATABASE_URL=database_url(config))
     bind = f"{host or config.host}:{port or config.port}"
-    # gthread workers: keep-alive for GIS clients that page through thousands of requests, and a worker's
-    # other threads go on while one waits for PostGIS.
+    # sync workers by default: with keep-alive (gthread) a client's connections stick to the worker that
+    # accepted them and one core idles while the other queues (measured: by-id throughput halves in some
+    # runs); sync spreads every request over the workers. Facing slow clients on the open internet, put a
+    # buffering proxy (nginx) in front, as gunicorn advises, or set CDT_WORKER_CLASS=gthread.
     args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers or config.workers),
-            "--worker-class", "gthread", "--threads", str(config.threads),
-            "--access-logfile", "-", "--timeout", "120", "geoserver_app.wsgi:app"]
+            "--worker-class", config.worker_class, "--access-logfile", "-", "--timeout", "120"]
+    if config.worker_class == "gthread":
+        args += ["--threads", str(config.threads)]
+    args.append("geoserver_app.wsgi:app")
     click.echo(f"CDT serving on http://{bind}")
     os.execve(sys.executable, args, env)
 

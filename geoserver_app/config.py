@@ -29,6 +29,7 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2
+    worker_class: str = "sync"
     threads: int = 4
     demo_data: Path = PROJECT_ROOT / "data"
     statement_timeout_ms: int = 30000
@@ -52,6 +53,7 @@ class Config:
             host=_env("CDT_HOST", "127.0.0.1"),
             port=int(_env("CDT_PORT", "8000")),
             workers=int(_env("CDT_WORKERS", "2")),
+            worker_class=_env("CDT_WORKER_CLASS", "sync"),
             threads=int(_env("CDT_THREADS", "4")),
             demo_data=Path(_env("CDT_DEMO_DATA", str(PROJECT_ROOT / "data"))),
             statement_timeout_ms=int(_env("CDT_STATEMENT_TIMEOUT_MS", "30000")),
