@@ -16,6 +16,9 @@ def create_app(config: Config | None = None, database_url: str | None = None) ->
     app.config["CDT"] = config
     # A request body above this is refused (413) before anything reads it.
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
+    app.config.update(SECRET_KEY=config.session_key(), SESSION_COOKIE_NAME="cdt_session",
+                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                      SESSION_COOKIE_SECURE=config.cookie_secure, PERMANENT_SESSION_LIFETIME=8 * 3600)
     if database_url is None:
         from geoserver_app.embedded_pg import database_url as resolve
 
@@ -34,6 +37,10 @@ def create_app(config: Config | None = None, database_url: str | None = None) ->
     from geoserver_app import tiles_api
     app.register_blueprint(tiles_api.blueprint)
     _register_errors(app)
+    from geoserver_app import auth, hardening
+
+    auth.install(app)
+    hardening.install(app)
     return app
 
 

@@ -40,6 +40,10 @@ class Config:
     # e.g. CDT_NUMBER_MATCHED="buildings=estimated,street_edges=off". Unlisted collections use "auto".
     number_matched: dict = field(default_factory=dict)
     max_request_bytes: int = 10 * 1024 * 1024
+    # Signs session cookies. Empty: a random key kept in <data_dir>/secret-key (made on first start).
+    secret_key: str = ""
+    # Session cookies only over HTTPS (browsers treat http://localhost and 127.0.0.1 as secure too).
+    cookie_secure: bool = True
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -61,7 +65,23 @@ class Config:
             items_max_limit=int(_env("CDT_ITEMS_MAX_LIMIT", "10000")),
             number_matched=_pairs(os.environ.get("CDT_NUMBER_MATCHED", "")),
             max_request_bytes=int(_env("CDT_MAX_REQUEST_BYTES", str(10 * 1024 * 1024))),
+            secret_key=os.environ.get("CDT_SECRET_KEY", ""),
+            cookie_secure=_env("CDT_COOKIE_SECURE", "1") not in ("0", "false", "no"),
         )
+
+    def session_key(self) -> str:
+        """The configured secret key, or one generated once and kept (0600) in the data folder."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret-key"
+        if not path.exists():
+            import secrets
+
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
 
     @property
     def embedded(self) -> bool:

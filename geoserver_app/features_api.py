@@ -14,6 +14,7 @@ from flask import Blueprint, Response, request
 from sqlalchemy import text
 
 from geoserver_app import html
+from geoserver_app.auth import audit, principal
 from geoserver_app.ogc import (
     GEOJSON,
     HTML,
@@ -33,8 +34,8 @@ from geoserver_app.ogc import (
 )
 from geoserver_app.openapi import api, header, query
 from geoserver_app.openapi import json_response as doc_response
+from layers import access, edits, features, registry
 from layers import crs as crs_mod
-from layers import edits, features, registry
 from layers.db import transaction
 from layers.errors import InvalidParameterValue, MethodNotAllowed, NotFound, PreconditionFailed, UnsupportedMediaType
 from layers.registry import Layer
@@ -105,6 +106,12 @@ def layer_of(collection_id: str) -> Layer:
         return registry.get(collection_id)
     except NotFound:
         raise NotFound(f"no collection '{collection_id}'; see /collections") from None
+
+
+def readable_layer(collection_id: str) -> tuple[Layer, access.ReadRule]:
+    """The collection and what of it the caller may read (the access point decides; 401/403 otherwise)."""
+    layer = layer_of(collection_id)
+    return layer, access.read_rule(principal(), layer)
 
 
 def offered_crs(conn) -> list[crs_mod.Crs]:
@@ -286,7 +293,8 @@ def collections():
     with reader().connect() as conn:
         offered = offered_crs(conn)
         body = {"links": self_links("/collections"),
-                "collections": [_collection(conn, lyr, offered) for lyr in registry.all_layers()],
+                "collections": [_collection(conn, lyr, offered) for lyr in registry.all_layers()
+                                if access.can_list(principal(), lyr)],
                 "crs": [c.uri for c in offered]}
     if negotiate() == HTML:
         return html.page("Collections", "collections.html", body=body)
@@ -328,7 +336,7 @@ def _collection(conn, layer: Layer, offered: list[crs_mod.Crs]) -> dict:
            parameters=[P_F], responses={"200": doc_response("The collection")})
 def collection(collectionId: str):
     check_params(["f"])
-    layer = layer_of(collectionId)
+    layer, _ = readable_layer(collectionId)
     with reader().connect() as conn:
         body = _collection(conn, layer, offered_crs(conn))
     if negotiate() == HTML:
@@ -354,7 +362,7 @@ def _schema(layer: Layer, title: str, for_filter: bool) -> dict:
            tags=TAG, parameters=[P_F], responses={"200": doc_response("JSON Schema", ("application/schema+json",))})
 def collection_queryables(collectionId: str):
     check_params(["f"])
-    layer = layer_of(collectionId)
+    layer, _ = readable_layer(collectionId)
     return json_response(_schema(layer, f"{layer.title}: queryables", True), media_type="application/schema+json")
 
 
@@ -362,7 +370,7 @@ def collection_queryables(collectionId: str):
            parameters=[P_F], responses={"200": doc_response("JSON Schema", ("application/schema+json",))})
 def collection_schema(collectionId: str):
     check_params(["f"])
-    layer = layer_of(collectionId)
+    layer, _ = readable_layer(collectionId)
     return json_response(_schema(layer, layer.title, False), media_type="application/schema+json")
 
 
@@ -420,6 +428,7 @@ def _items(layer: Layer, body_filter: str | None = None, body_lang: str | None =
             else None,
             skip_geometry=_bool("skipGeometry"),
             number_matched=_number_matched_mode(layer),
+            scope=access.read_rule(principal(), layer),
         )
         filter_text = body_filter if body_filter is not None else single("filter")
         if filter_text is not None:
@@ -517,7 +526,7 @@ def _feature_response(layer: Layer, fid: str, status: int = 200) -> Response:
         offered = offered_crs(conn) if _needs_crs() else [crs_mod.CRS84]
         out_crs = crs_mod.parse(single("crs"), offered, "crs")
         selected = _names(single("properties"), props, "properties") if single("properties") is not None else None
-        body, tag = features.feature(conn, layer, fid, out_crs, selected)
+        body, tag = features.feature(conn, layer, fid, out_crs, selected, access.read_rule(principal(), layer))
     url = f"{base_url()}/collections/{layer.name}/items/{fid}"
     links = [link(url, "self", GEOJSON, "This feature"), link(f"{url}?f=html", "alternate", HTML),
              link(f"{base_url()}/collections/{layer.name}", "collection", JSON, layer.title),
@@ -551,8 +560,8 @@ def _json_body(allowed: tuple[str, ...]) -> object:
 
 
 def actor() -> str:
-    """Who is editing. Accounts come with the access issue; until then the client address."""
-    return f"anonymous@{request.remote_addr}"
+    """Who is editing, as the history and the audit log name them."""
+    return principal().actor
 
 
 def _create(layer: Layer) -> Response:
@@ -561,7 +570,8 @@ def _create(layer: Layer) -> Response:
         raise MethodNotAllowed(f"collection {layer.name} is read-only")
     body = _json_body(WRITE_TYPES)
     with transaction(engine(), actor()) as conn:
-        fid, tag = edits.create(conn, layer, body, _content_crs(conn))
+        fid, tag = edits.create(conn, layer, body, _content_crs(conn), principal())
+    audit(f"{layer.name}.create", "ok", f"{layer.name}/{fid}")
     url = f"{base_url()}/collections/{layer.name}/items/{fid}"
     return json_response({"id": fid, "version": int(tag.split(".")[0]), "links": [link(url, "self", GEOJSON)]},
                          201, headers={"Location": url, "ETag": etag(fid, tag)})
@@ -573,7 +583,8 @@ def _update(layer: Layer, fid: str, partial: bool) -> Response:
         raise MethodNotAllowed(f"collection {layer.name} is read-only")
     body = _json_body(PATCH_TYPES if partial else WRITE_TYPES)
     with transaction(engine(), actor()) as conn:
-        edits.update(conn, layer, fid, body, _content_crs(conn), if_match_tag(fid), partial=partial)
+        edits.update(conn, layer, fid, body, _content_crs(conn), if_match_tag(fid), principal(), partial=partial)
+    audit(f"{layer.name}.{'patch' if partial else 'replace'}", "ok", f"{layer.name}/{fid}")
     return _feature_response(layer, fid)
 
 
@@ -582,7 +593,8 @@ def _delete(layer: Layer, fid: str) -> Response:
     if not layer.editable:
         raise MethodNotAllowed(f"collection {layer.name} is read-only")
     with transaction(engine(), actor()) as conn:
-        edits.delete(conn, layer, fid, if_match_tag(fid))
+        edits.delete(conn, layer, fid, if_match_tag(fid), principal())
+    audit(f"{layer.name}.delete", "ok", f"{layer.name}/{fid}")
     return Response(status=204)
 
 
@@ -591,9 +603,9 @@ def _delete(layer: Layer, fid: str) -> Response:
            responses={"200": doc_response("History")})
 def item_history(collectionId: str, featureId: str):
     check_params(["f"])
-    layer = layer_of(collectionId)
+    layer, rule = readable_layer(collectionId)
     with reader().connect() as conn:
-        versions = edits.history(conn, layer, featureId)
+        versions = edits.history(conn, layer, featureId, rule)
     url = f"{base_url()}/collections/{layer.name}/items/{featureId}"
     return json_response({"collection": layer.name, "id": featureId, "versions": versions,
                           "links": [link(f"{url}/history", "self", JSON), link(url, "about", GEOJSON)]})
@@ -608,5 +620,6 @@ def item_revert(collectionId: str, featureId: str, version: str):
     if not version.isdigit():
         raise NotFound(f"no version '{version}'")
     with transaction(engine(), actor()) as conn:
-        edits.revert(conn, layer, featureId, int(version), if_match_tag(featureId))
+        edits.revert(conn, layer, featureId, int(version), if_match_tag(featureId), principal())
+    audit(f"{layer.name}.revert", "ok", f"{layer.name}/{featureId}", {"to_version": int(version)})
     return _feature_response(layer, featureId)

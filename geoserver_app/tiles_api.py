@@ -13,10 +13,11 @@ import math
 
 from flask import Blueprint, Response, request
 
+from geoserver_app.auth import principal
 from geoserver_app.ogc import JSON, base_url, engine, json_response, link
 from geoserver_app.openapi import api, header
 from geoserver_app.openapi import json_response as doc_response
-from layers import tiles
+from layers import access, tiles
 from layers.errors import NotFound
 from layers.tiles import Tileset
 
@@ -128,7 +129,15 @@ def dataset_tilejson(tileMatrixSetId: str):
 
 
 def _tile(ts: Tileset, tms_id: str, tile_matrix: str, tile_row: str, tile_col: str) -> Response:
-    tile = tiles.get_tile(engine(), ts, tiles.tile_address(tms_id, tile_matrix, tile_row, tile_col))
+    # The access point decides what each layer shows this caller: a collection the caller may not read is
+    # refused (401/403); in the basemap it is left out; restricted rows never enter the tile.
+    who = principal()
+    if len(ts.layers) == 1:
+        rules = {ts.layers[0].name: access.read_rule(who, ts.layers[0])}
+    else:
+        rules = {lyr.name: access.read_rule(who, lyr) for lyr in ts.layers if access.can_list(who, lyr)}
+    address = tiles.tile_address(tms_id, tile_matrix, tile_row, tile_col)
+    tile = tiles.get_tile(engine(), ts, address, rules)
     not_modified = request.if_none_match.contains_weak(tile.etag)
     if tile.data and not not_modified:
         resp = Response(tile.data, mimetype=tiles.MEDIA_TYPE)
@@ -136,7 +145,8 @@ def _tile(ts: Tileset, tms_id: str, tile_matrix: str, tile_row: str, tile_col: s
         resp = Response(status=304 if not_modified else 204)
         del resp.headers["Content-Type"]
     resp.set_etag(tile.etag)
-    resp.headers["Cache-Control"] = f"public, max-age={MAX_AGE}"
+    shared = all(lyr.access == "public" for lyr in ts.layers if lyr.name in rules)
+    resp.headers["Cache-Control"] = f"{'public' if shared else 'private'}, max-age={MAX_AGE}"
     resp.headers["X-Tile-Cache"] = "hit" if tile.cached else "miss"
     return resp
 

@@ -14,6 +14,8 @@ from datetime import date, datetime
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from layers import access
+from layers.access import Principal, ReadRule
 from layers.crs import CRS84, Crs
 from layers.errors import InvalidParameterValue, MethodNotAllowed, NotFound, PreconditionFailed
 from layers.features import Property, feature_id, properties, row_tag
@@ -204,22 +206,26 @@ def _insert(conn: Connection, layer: Layer, values: dict, geom: str, params: dic
     return _write(conn, sql, {**params, **vparams})
 
 
-def create(conn: Connection, layer: Layer, body: object, content_crs: Crs) -> tuple[int, str]:
+def create(conn: Connection, layer: Layer, body: object, content_crs: Crs, principal: Principal) -> tuple[int, str]:
     require_editable(layer)
+    access.edit_grants(principal, layer)
     body = _parse_body(body)
     values = _properties(layer, body, partial=False)
     geom, params = _geometry(conn, layer, body.get("geometry"), content_crs)
+    access.check_edit(conn, principal, layer, new_geometry=(geom, params))
     fid, _ = _insert(conn, layer, values, geom, params)
     return fid, _current_tag(conn, layer, fid)
 
 
 def update(conn: Connection, layer: Layer, fid: str, body: object, content_crs: Crs, if_match: str | None,
-           *, partial: bool) -> str:
+           principal: Principal, *, partial: bool) -> str:
     """PUT (replace, partial=False) or PATCH (JSON merge patch, partial=True). Returns the row tag."""
     require_editable(layer)
+    access.edit_grants(principal, layer)
     fid_int = feature_id(fid)
     body = _parse_body(body)
     _check_if_match(_current_tag(conn, layer, fid_int), if_match)
+    access.check_edit(conn, principal, layer, old_fid=fid_int)
     values = _properties(layer, body, partial=partial)
     sets, params = [], {"id": fid_int}
     cols, exprs, vparams = _bind(values)
@@ -230,6 +236,7 @@ def update(conn: Connection, layer: Layer, fid: str, body: object, content_crs: 
         if body.get("geometry") is None:
             raise InvalidParameterValue(f"collection {layer.name} needs a geometry")
         geom, gparams = _geometry(conn, layer, body.get("geometry"), content_crs)
+        access.check_edit(conn, principal, layer, old_fid=fid_int, new_geometry=(geom, gparams))
         params.update(gparams)
         g = layer.geometry_column
         sets += [f'"{g}" = s.g', f"territory_id = {TERRITORY_OF.format(g='s.g')}"]
@@ -240,27 +247,40 @@ def update(conn: Connection, layer: Layer, fid: str, body: object, content_crs: 
     return _current_tag(conn, layer, fid_int)
 
 
-def delete(conn: Connection, layer: Layer, fid: str, if_match: str | None) -> None:
+def delete(conn: Connection, layer: Layer, fid: str, if_match: str | None, principal: Principal) -> None:
     require_editable(layer)
+    access.edit_grants(principal, layer)
     fid_int = feature_id(fid)
     _check_if_match(_current_tag(conn, layer, fid_int), if_match)
+    access.check_edit(conn, principal, layer, old_fid=fid_int)
     conn.execute(text(f"DELETE FROM {layer.qualified_table} WHERE id = :id"), {"id": fid_int})
 
 
-def history(conn: Connection, layer: Layer, fid: str) -> list[dict]:
+def history(conn: Connection, layer: Layer, fid: str, scope: ReadRule | None = None) -> list[dict]:
     fid_int = feature_id(fid)
     rows = conn.execute(text("SELECT version, operation, actor, at, before, after FROM cdt.history "
                              "WHERE collection = :c AND feature_id = :f ORDER BY id"),
                         {"c": layer.table.name, "f": str(fid_int)}).mappings().all()
-    if not rows:
+    if not rows or not _state_readable(conn, layer, rows[-1]["after"] or rows[-1]["before"], scope):
         raise NotFound(f"no history for feature '{fid}' in collection {layer.name}")
     return [{"version": r["version"], "operation": r["operation"].lower(), "actor": r["actor"],
              "at": r["at"].isoformat(), "before": r["before"], "after": r["after"]} for r in rows]
 
 
-def revert(conn: Connection, layer: Layer, fid: str, version: int, if_match: str | None) -> str:
+def _state_readable(conn: Connection, layer: Layer, state: dict, scope: ReadRule | None) -> bool:
+    """Whether the read rule admits a feature as recorded in the history (current, or last before deletion)."""
+    if scope is None or scope.sql is None:
+        return True
+    row = conn.execute(text(f"SELECT 1 FROM jsonb_populate_record(NULL::{layer.qualified_table}, "
+                            f"CAST(:state AS jsonb) - CAST(:geom AS text)) t WHERE {scope.sql}"),
+                       {"state": json.dumps(state), "geom": layer.geometry_column, **scope.params}).first()
+    return row is not None
+
+
+def revert(conn: Connection, layer: Layer, fid: str, version: int, if_match: str | None, principal: Principal) -> str:
     """Make the feature as it was at `version` again (a new version; a deleted feature comes back)."""
     require_editable(layer)
+    access.edit_grants(principal, layer)
     fid_int = feature_id(fid)
     state = conn.execute(text("SELECT after FROM cdt.history WHERE collection = :c AND feature_id = :f "
                               "AND version = :v AND after IS NOT NULL ORDER BY id DESC LIMIT 1"),
@@ -272,9 +292,10 @@ def revert(conn: Connection, layer: Layer, fid: str, version: int, if_match: str
             "properties": {k: v for k, v in state.items() if k in editable_properties(layer)}}
     exists = conn.execute(text(f"SELECT 1 FROM {layer.qualified_table} WHERE id = :id"), {"id": fid_int}).first()
     if exists:
-        return update(conn, layer, fid, body, CRS84, if_match, partial=False)
-    # Deleted since: bring it back under its old id.
+        return update(conn, layer, fid, body, CRS84, if_match, principal, partial=False)
+    # Deleted since: bring it back under its old id (as if created again, by whoever may create it here).
     values = _properties(layer, body, partial=False)
     geom, params = _geometry(conn, layer, geometry, CRS84)
+    access.check_edit(conn, principal, layer, new_geometry=(geom, params))
     _insert(conn, layer, values, geom, params, fid=fid_int)
     return _current_tag(conn, layer, fid_int)

@@ -17,6 +17,7 @@ from sqlalchemy import ARRAY, BigInteger, Boolean, Connection, Date, DateTime, F
 from sqlalchemy.dialects.postgresql import JSONB
 
 from layers import crs as crs_mod
+from layers.access import ReadRule
 from layers.crs import Crs
 from layers.errors import InvalidParameterValue, NotFound
 from layers.registry import Layer
@@ -111,6 +112,8 @@ class ItemsQuery:
     properties: list[str] | None = None
     skip_geometry: bool = False
     number_matched: str = "auto"
+    # What the caller may read (layers/access.py): None or a rule without SQL means every row.
+    scope: ReadRule | None = None
 
 
 @dataclass
@@ -161,6 +164,9 @@ def _where(layer: Layer, q: ItemsQuery, props: dict[str, Property]) -> tuple[lis
         sql, fparams = q.filter
         clauses.append(f"({sql})")
         params.update(fparams)
+    if q.scope is not None and q.scope.sql:
+        clauses.append(f"({q.scope.sql})")
+        params.update(q.scope.params)
     return clauses, params
 
 
@@ -248,14 +254,18 @@ def row_tag(version: int, created_at: datetime) -> str:
     return f"{version}.{int(created_at.timestamp() * 1e6):x}"
 
 
-def feature(conn: Connection, layer: Layer, fid: str, out_crs: Crs, selected: list[str] | None = None
-            ) -> tuple[str, str]:
-    """One feature as GeoJSON text, and its row tag (for the ETag)."""
+def feature(conn: Connection, layer: Layer, fid: str, out_crs: Crs, selected: list[str] | None = None,
+            scope: ReadRule | None = None) -> tuple[str, str]:
+    """One feature as GeoJSON text, and its row tag (for the ETag). Outside `scope`: not found."""
     fid_int = feature_id(fid)
     props = properties(layer)
     sql, params = _feature_sql(layer, selected if selected is not None else list(props), out_crs, False)
+    where = ""
+    if scope is not None and scope.sql:
+        where = f" AND ({scope.sql})"
+        params.update(scope.params)
     row = conn.execute(text(f"SELECT {sql} AS f, t.version, t.created_at FROM {layer.qualified_table} t "
-                            f"WHERE t.id = :fid"), {**params, "fid": fid_int}).first()
+                            f"WHERE t.id = :fid{where}"), {**params, "fid": fid_int}).first()
     if row is None:
         raise NotFound(f"no feature '{fid}' in collection {layer.name}")
     return row.f, row_tag(row.version, row.created_at)

@@ -29,6 +29,8 @@ class Layer:
     geometry_required: bool = True
     natural_key: tuple[str, ...] = ("source", "source_id")
     access: str = "public"
+    # Agency staff of this sector (energy, education ...) may read (restricted) and edit it in their territory.
+    sector: str | None = None
     editable: bool = False
     editing_roles: tuple[str, ...] = ()
     description: str = ""
@@ -56,6 +58,8 @@ _LAYERS: dict[str, Layer] = {}
 
 
 def register(layer: Layer) -> Layer:
+    if layer.access == "restricted" and "territory_id" not in layer.table.columns:
+        raise ValueError(f"restricted layer {layer.name} needs a territory_id: access is scoped by territory")
     _LAYERS[layer.name] = layer
     return layer
 
@@ -87,13 +91,17 @@ register(Layer("street_edges", "Street network", models.StreetEdge, "geom", "LIN
                description="Routable street network, noded at intersections", min_zoom=10))
 register(Layer("facilities", "Facilities", models.Facility, "geom", "POINT",
                description="Schools, kindergartens, clinics, boiler houses, substations ...", min_zoom=10))
-register(Layer("utility_nodes", "Utility network nodes", models.UtilityNode, "geom", "POINT", access="internal"))
+# Critical infrastructure: restricted to the territories of the user's grants.
+UTILITY_EDITORS = (*PLANNER_ROLES, "agency")
+register(Layer("utility_nodes", "Utility network nodes", models.UtilityNode, "geom", "POINT", access="restricted",
+               sector="energy", editable=True, editing_roles=UTILITY_EDITORS))
 register(Layer("utility_lines", "Utility network lines", models.UtilityLine, "geom", "MULTILINESTRING",
-               access="internal"))
+               access="restricted", sector="energy", editable=True, editing_roles=UTILITY_EDITORS))
 register(Layer("functional_zones", "Master plan: functional zones", models.FunctionalZone, "geom", "MULTIPOLYGON",
                editable=True, editing_roles=PLANNER_ROLES))
+# Plans in preparation and enterprises' proposals: for officials, and for each enterprise its own.
 register(Layer("planned_facilities", "Master plan: planned facilities", models.PlannedFacility, "geom", None,
-               editable=True, editing_roles=PLANNER_ROLES))
+               access="internal", editable=True, editing_roles=(*PLANNER_ROLES, "enterprise")))
 register(Layer("zoning_zones", "Zoning (land-use and development rules)", models.ZoningZone, "geom",
                "MULTIPOLYGON", editable=True, editing_roles=PLANNER_ROLES))
 register(Layer("water", "Water", models.WaterBody, "geom", None))

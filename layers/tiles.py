@@ -23,6 +23,7 @@ from morecantile import TileMatrixSet
 from sqlalchemy import Engine, text
 
 from layers import registry
+from layers.access import ReadRule
 from layers.errors import InvalidParameterValue, NotFound
 from layers.models.base import SRID
 
@@ -225,20 +226,29 @@ def properties_schema(layer: registry.Layer) -> dict[str, str]:
 # --- rendering and the cache ------------------------------------------------------------------------
 
 
-def get_tile(engine: Engine, ts: Tileset, address: TileAddress) -> Tile:
+def audience(layers: list[registry.Layer], rules: dict[str, ReadRule]) -> str:
+    """Who shares a rendering: everyone when every layer drawn is public, else those with the same rules."""
+    if all(layer.access == "public" for layer in layers):
+        return "public"
+    return "|".join(f"{layer.name}:{rules[layer.name].key()}" for layer in layers)
+
+
+def get_tile(engine: Engine, ts: Tileset, address: TileAddress, rules: dict[str, ReadRule] | None = None) -> Tile:
     """The tile from the cache, or rendered and cached. Empty when no layer is drawn at this zoom.
 
     Round trips matter more than anything else here: a hit is one statement in autocommit; a miss is
     one more to lock, one to render and store, one to commit.
     """
-    layers = layers_at(ts, address)
+    rules = rules if rules is not None else {layer.name: ReadRule(None) for layer in ts.layers}
+    layers = [layer for layer in layers_at(ts, address) if layer.name in rules]
     if not layers:
         return Tile(b"", etag(b""), False)
-    key = {"tileset": ts.name, "tms": address.tms, "z": address.z, "x": address.x, "y": address.y}
+    key = {"tileset": ts.name, "tms": address.tms, "z": address.z, "x": address.x, "y": address.y,
+           "audience": audience(layers, rules)}
     with engine.connect() as conn:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         hit = conn.execute(text("SELECT data, etag FROM cdt.tile_cache WHERE tileset = :tileset AND tms = :tms "
-                                "AND z = :z AND x = :x AND y = :y"), key).first()
+                                "AND z = :z AND x = :x AND y = :y AND audience = :audience"), key).first()
         if hit:
             return Tile(bytes(hit.data), hit.etag, True)
         # Table names come from the registry, never from the request: safe to write into the statement,
@@ -254,9 +264,10 @@ def get_tile(engine: Engine, ts: Tileset, address: TileAddress) -> Tile:
             cursor.execute(f"BEGIN; SELECT cdt.try_share_lock('{{{tables}}}')")
             cursor.nextset()
             cacheable = cursor.fetchone()[0]
-            sql, params = render_sql(ts, layers, address)
-            store = (", stored AS (INSERT INTO cdt.tile_cache (tileset, tms, z, x, y, data, etag, bounds, layers) "
-                     "SELECT :tileset, :tms, :z, :x, :y, data, md5(data), bounds, CAST(:layers AS text[]) "
+            sql, params = render_sql(ts, layers, address, rules)
+            store = (", stored AS (INSERT INTO cdt.tile_cache "
+                     "(tileset, tms, z, x, y, audience, data, etag, bounds, layers) "
+                     "SELECT :tileset, :tms, :z, :x, :y, :audience, data, md5(data), bounds, CAST(:layers AS text[]) "
                      "FROM tile ON CONFLICT DO NOTHING) ") if cacheable else " "
             row = conn.execute(text(f"WITH tile AS MATERIALIZED ({sql}){store}SELECT data, md5(data) AS etag "
                                     f"FROM tile"),
@@ -268,7 +279,8 @@ def get_tile(engine: Engine, ts: Tileset, address: TileAddress) -> Tile:
     return Tile(bytes(row.data), row.etag, False)
 
 
-def render_sql(ts: Tileset, layers: list[registry.Layer], address: TileAddress) -> tuple[str, dict]:
+def render_sql(ts: Tileset, layers: list[registry.Layer], address: TileAddress,
+               rules: dict[str, ReadRule] | None = None) -> tuple[str, dict]:
     """SQL returning (the tile's MVT bytes, its bounds as EWKB) for a tile, with its parameters."""
     tms = tile_matrix_set(address.tms)
     srid = TMS_SRIDS[address.tms]
@@ -286,14 +298,17 @@ def render_sql(ts: Tileset, layers: list[registry.Layer], address: TileAddress) 
     env = ("ST_TileEnvelope(:z, :x, :y)" if address.tms == "WebMercatorQuad"
            else f"ST_MakeEnvelope(:xmin, :ymin, :xmax, :ymax, {srid})")
     ref = reference_zoom(address.tms, address.z)
-    parts = " || ".join(_layer_sql(ts, layer, srid, ref) for layer in layers)
+    rules = rules or {}
+    for rule in rules.values():
+        params.update(rule.params)
+    parts = " || ".join(_layer_sql(ts, layer, srid, ref, rules.get(layer.name)) for layer in layers)
     sql = (f"WITH e AS (SELECT {env} AS tile_env, "
            f"ST_Transform(ST_MakeEnvelope(:bxmin, :bymin, :bxmax, :bymax, {srid}), {SRID}) AS tile_bounds) "
            f"SELECT {parts} AS data, tile_bounds AS bounds FROM e")
     return sql, params
 
 
-def _layer_sql(ts: Tileset, layer: registry.Layer, srid: int, ref_zoom: int) -> str:
+def _layer_sql(ts: Tileset, layer: registry.Layer, srid: int, ref_zoom: int, rule: ReadRule | None = None) -> str:
     col = layer.geometry_column
     props = PROPERTIES.get(layer.name, ("id",))
     geom = f"ST_Transform({ts.geometry_sql.get(layer.name, '{}').format('t.g')}, {srid})"
@@ -306,7 +321,8 @@ def _layer_sql(ts: Tileset, layer: registry.Layer, srid: int, ref_zoom: int) -> 
         f"coalesce((SELECT ST_AsMVT(q, '{layer.name}', {EXTENT}, 'geom', 'fid') FROM ("
         f"SELECT fid, {', '.join(props)}, ST_AsMVTGeom({geom}, e.tile_env, {EXTENT}, {BUFFER}, true) AS geom "
         f"FROM (SELECT t.id AS fid, {', '.join(f't.{p}' for p in props)}, t.{col} AS g "
-        f"FROM {layer.qualified_table} t, e WHERE t.{col} && e.tile_bounds AND ST_Intersects(t.{col}, e.tile_bounds) "
+        f"FROM {layer.qualified_table} t, e WHERE t.{col} && e.tile_bounds AND ST_Intersects(t.{col}, e.tile_bounds)"
+        f"{f' AND ({rule.sql})' if rule is not None and rule.sql else ''} "
         f"ORDER BY {order}, t.id LIMIT {feature_limit(layer.name, ref_zoom)}) t, e"
         f") q WHERE q.geom IS NOT NULL), ''::bytea)"
     )

@@ -104,3 +104,47 @@ def scalar(engine, sql: str, **params):
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA
+
+
+# --- accounts for tests that act as someone ----------------------------------------------------------------
+# login -> grants (role, OKTMO of the territory or None, sector). Vologda city 19701000 lies in Vologda oblast
+# 19000000; Ekaterinburg 65701000 in Sverdlovsk oblast 65000000.
+TEST_USERS = {
+    "t_federal": [("federal", None, None)],
+    "t_region_vologda": [("regional", "19000000", None)],
+    "t_city_vologda": [("municipal", "19701000", None)],
+    "t_city_ekb": [("municipal", "65701000", None)],
+    "t_energy_vologda": [("agency", "19000000", "energy")],
+    "t_education_vologda": [("agency", "19000000", "education")],
+    "t_analyst_vologda": [("analyst", "19000000", None)],
+    "t_enterprise": [("enterprise", None, None)],
+    "t_enterprise_other": [("enterprise", None, None)],
+}
+
+
+@pytest.fixture(scope="session")
+def tokens(engine) -> dict[str, str]:
+    """A Bearer token per test user (created once per run, straight in the database)."""
+    from layers import accounts
+
+    out = {}
+    with engine.begin() as conn:
+        ids = dict(conn.execute(text("SELECT oktmo, id FROM cdt.territories")).all())
+        for login, grants in TEST_USERS.items():
+            uid = conn.execute(text("INSERT INTO cdt.users (login, display_name) VALUES (:l, :l) "
+                                    "ON CONFLICT (login) DO UPDATE SET active = true RETURNING id"),
+                               {"l": login}).scalar()
+            conn.execute(text("DELETE FROM cdt.grants WHERE user_id = :u"), {"u": uid})
+            for role, oktmo, sector in grants:
+                conn.execute(text("INSERT INTO cdt.grants (user_id, role, territory_id, sector) "
+                                  "VALUES (:u, :r, :t, :s)"),
+                             {"u": uid, "r": role, "t": ids[oktmo] if oktmo else None, "s": sector})
+            token = accounts.new_token()
+            conn.execute(text("INSERT INTO cdt.api_tokens (user_id, name, token_hash) VALUES (:u, 'tests', :h)"),
+                         {"u": uid, "h": accounts.hash_token(token)})
+            out[login] = token
+    return out
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -1,5 +1,6 @@
 """The CDT data model. Importing this package registers every table on `Base.metadata`."""
 
+from layers.models.accounts import ApiToken, AuditEntry, Grant, User
 from layers.models.base import SCHEMA, SRID, Base
 from layers.models.basemap import Railway, WaterBody
 from layers.models.buildings import Building
@@ -16,6 +17,7 @@ from layers.models.tile_cache import TileCache
 from layers.models.utilities import UtilityLine, UtilityNode
 
 __all__ = [
+    "ApiToken", "AuditEntry", "Grant", "User",
     "SCHEMA", "SRID", "Base", "Building", "CADASTRAL_NUMBER_PATTERN", "Facility", "FacilityType",
     "FunctionalZone", "History", "IngestRun", "LandCategory", "Parcel", "PlannedFacility", "PlanningNorm", "Railway",
     "RowCount",

@@ -24,6 +24,8 @@ class TileCache(Base):
     z: Mapped[int] = mapped_column(Integer, primary_key=True)
     x: Mapped[int] = mapped_column(Integer, primary_key=True)
     y: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Who shares this tile: "public", "all" (unfiltered), or the key of a read rule (layers/access.py).
+    audience: Mapped[str] = mapped_column(Text, primary_key=True, server_default="public")
     data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     etag: Mapped[str] = mapped_column(Text, nullable=False)
     # The envelope the tile was drawn from, buffer included: what the invalidation trigger intersects.

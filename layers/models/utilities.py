@@ -54,4 +54,6 @@ class UtilityLine(Versioned, SourceKeyed, Base):
     unit: Mapped[str | None] = mapped_column(Text)
     year: Mapped[int | None] = mapped_column(Integer)
     length_m: Mapped[float | None] = mapped_column(Float, Computed("ST_Length(geom::geography)", persisted=True))
+    # The territory the line lies in (restricted layer: access is scoped by territory).
+    territory_id: Mapped[int | None] = mapped_column(ForeignKey("territories.id"), index=True)
     geom = mapped_column(Geometry("MULTILINESTRING", srid=SRID, spatial_index=False), nullable=False)
