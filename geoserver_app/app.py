@@ -37,7 +37,9 @@ def create_app(config: Config | None = None, database_url: str | None = None) ->
     from geoserver_app import tiles_api
     app.register_blueprint(tiles_api.blueprint)
     _register_errors(app)
-    from geoserver_app import auth, hardening
+    from geoserver_app import audit_api, auth, hardening
+
+    app.register_blueprint(audit_api.blueprint)
 
     auth.install(app)
     hardening.install(app)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, render_template_string, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from geoserver_app.auth import principal
 from geoserver_app.ogc import HTML, negotiate
 from geoserver_app.openapi import api, query
 from geoserver_app.openapi import json_response as doc_response
-from layers import catalog
+from layers import access, catalog, registry
 
 blueprint = Blueprint("landing", __name__)
 
@@ -37,7 +38,9 @@ def health():
 def landing():
     with _engine().connect() as conn:
         territories = catalog.territories(conn)
-        layers = catalog.layer_summaries(conn)
+        # Only the layers this caller may read: even the size of a restricted layer is not for everyone.
+        who = principal()
+        layers = [s for s in catalog.layer_summaries(conn) if access.can_list(who, registry.get(s["name"]))]
     body = {
         "title": "CDT: City Digital Twin",
         "description": "A geospatial server over PostGIS for territorial governance.",
