@@ -40,9 +40,16 @@ def create_app(config: Config | None = None, database_url: str | None = None) ->
     from geoserver_app import audit_api, auth, hardening
 
     app.register_blueprint(audit_api.blueprint)
+    app.register_blueprint(auth.blueprint)
 
     auth.install(app)
     hardening.install(app)
+    if config.proxy_count:
+        # Audit addresses and login throttling must see the client, not the proxy.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.proxy_count, x_proto=config.proxy_count,
+                                x_host=config.proxy_count)
     return app
 
 

@@ -233,6 +233,178 @@ def load_demo_cmd(config: Config) -> None:
     load_demo(_engine(config), config.demo_data, _actor(), progress=True, echo=click.echo)
 
 
+# --- accounts --------------------------------------------------------------------------------
+@main.group(cls=CDTGroup)
+def users() -> None:
+    """Accounts: users, their grants (a role over a territory), API tokens."""
+
+
+def _read_password(from_stdin: bool) -> str:
+    """The first line of stdin, or (interactively) a hidden prompt asked twice; never a command argument."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+def _audited(conn, action: str, target: str, detail: dict | None = None) -> None:
+    from layers.accounts import audit
+
+    audit(conn, _actor(), action, "ok", target=target, detail=detail)
+
+
+password_stdin_option = click.option("--password-stdin", is_flag=True,
+                                     help="Read the password from the first line of stdin (else: a prompt).")
+no_password_option = click.option("--no-password", is_flag=True,
+                                  help="No password: the user signs in with API tokens only.")
+
+
+@users.command("add")
+@click.argument("login")
+@click.option("--name", "display_name", help="Display name.")
+@click.option("--organisation", help="Organisation (ministry, administration, enterprise ...).")
+@password_stdin_option
+@no_password_option
+@click.option("--role", help="Grant this role: federal, regional, municipal, agency, analyst, enterprise.")
+@click.option("--territory", help="OKTMO of the grant's territory (regional, municipal, agency, analyst).")
+@click.option("--sector", help="Sector of an agency grant (energy, education, health ...).")
+@click.pass_obj
+def users_add(config: Config, login: str, display_name, organisation, password_stdin: bool, no_password: bool, role,
+              territory, sector) -> None:
+    """Create a user, with one grant when --role is given."""
+    from layers import accounts
+
+    if password_stdin and no_password:
+        raise click.UsageError("--password-stdin and --no-password exclude each other")
+    if (territory or sector) and not role:
+        raise click.UsageError("--territory and --sector belong to a --role")
+    if role:
+        accounts.check_grant(role, territory, sector)
+    password = None if no_password else _read_password(password_stdin)
+    with _engine(config).begin() as conn:
+        accounts.create_user(conn, login, password, display_name, organisation)
+        _audited(conn, "users.add", f"user:{login}")
+        if role:
+            accounts.grant(conn, login, role, territory, sector)
+            _audited(conn, "users.grant", f"user:{login}", {"role": role, "territory": territory, "sector": sector})
+    click.echo(f"user {login} created" + (f" as {_grant_text(role, territory, sector)}" if role else "")
+               + ("" if password is not None else " (no password: tokens only)"))
+
+
+def _grant_text(role: str, territory: str | None, sector: str | None) -> str:
+    return role + (f" of {territory}" if territory else "") + (f" ({sector})" if sector else "")
+
+
+@users.command("passwd")
+@click.argument("login")
+@password_stdin_option
+@no_password_option
+@click.pass_obj
+def users_passwd(config: Config, login: str, password_stdin: bool, no_password: bool) -> None:
+    """Set (or with --no-password remove) a user's password."""
+    from layers import accounts
+
+    if password_stdin and no_password:
+        raise click.UsageError("--password-stdin and --no-password exclude each other")
+    password = None if no_password else _read_password(password_stdin)
+    with _engine(config).begin() as conn:
+        accounts.set_password(conn, login, password)
+        _audited(conn, "users.passwd", f"user:{login}")
+    click.echo(f"password of {login} {'set' if password is not None else 'removed'}")
+
+
+@users.command("grant")
+@click.argument("login")
+@click.argument("role")
+@click.option("--territory", help="OKTMO of the territory (regional, municipal, agency, analyst).")
+@click.option("--sector", help="Sector of an agency grant (energy, education, health ...).")
+@click.pass_obj
+def users_grant(config: Config, login: str, role: str, territory, sector) -> None:
+    """Give LOGIN the ROLE (over a territory and everything in it)."""
+    from layers import accounts
+
+    with _engine(config).begin() as conn:
+        accounts.grant(conn, login, role, territory, sector)
+        _audited(conn, "users.grant", f"user:{login}", {"role": role, "territory": territory, "sector": sector})
+    click.echo(f"{login}: {_grant_text(role, territory, sector)}")
+
+
+@users.command("revoke")
+@click.argument("login")
+@click.argument("role")
+@click.option("--territory", help="Only the grant over this OKTMO (default: every grant of the role).")
+@click.pass_obj
+def users_revoke(config: Config, login: str, role: str, territory) -> None:
+    """Take ROLE from LOGIN."""
+    from layers import accounts
+
+    with _engine(config).begin() as conn:
+        gone = accounts.revoke(conn, login, role, territory)
+        _audited(conn, "users.revoke", f"user:{login}", {"role": role, "territory": territory})
+    click.echo(f"{login}: {gone} {role} grant{'s' if gone != 1 else ''} revoked")
+
+
+@users.command("token")
+@click.argument("login")
+@click.option("--name", default="cli", show_default=True, help="What the token is for (QGIS, a script ...).")
+@click.pass_obj
+def users_token(config: Config, login: str, name: str) -> None:
+    """Make an API token for LOGIN and print it (this is the only time it is shown)."""
+    from layers import accounts
+
+    with _engine(config).begin() as conn:
+        issued = accounts.issue_token(conn, login, name)
+        _audited(conn, "token.create", f"token/{issued.id}", {"login": login, "name": name})
+    click.echo(f"token {issued.id} ({name}) for {login}; it is shown once, use it as "
+               "'Authorization: Bearer <token>':", err=True)
+    click.echo(issued.token)
+
+
+@users.command("revoke-token")
+@click.argument("token_id", type=int)
+@click.pass_obj
+def users_revoke_token(config: Config, token_id: int) -> None:
+    """Revoke the API token TOKEN_ID (see `cdt users tokens`)."""
+    from layers import accounts
+
+    with _engine(config).begin() as conn:
+        accounts.revoke_token(conn, token_id)
+        _audited(conn, "token.revoke", f"token/{token_id}")
+    click.echo(f"token {token_id} revoked")
+
+
+@users.command("tokens")
+@click.argument("login", required=False)
+@click.pass_obj
+def users_tokens(config: Config, login) -> None:
+    """List API tokens (of LOGIN, or everybody's); never their secrets."""
+    from layers import accounts
+
+    with _engine(config).connect() as conn:
+        rows = accounts.list_tokens(conn, login)
+    for r in rows:
+        state = f"revoked {r['revoked_at']:%Y-%m-%d %H:%M}" if r["revoked_at"] else "live"
+        used = f"{r['last_used_at']:%Y-%m-%d %H:%M}" if r["last_used_at"] else "never"
+        click.echo(f"{r['id']:>6}  {r['login']:<20} {r['name'] or '':<16} created {r['created_at']:%Y-%m-%d %H:%M}"
+                   f"  used {used}  {state}")
+
+
+@users.command("list")
+@click.pass_obj
+def users_list(config: Config) -> None:
+    """List users with their grants."""
+    from layers import accounts
+
+    with _engine(config).connect() as conn:
+        rows = accounts.list_users(conn)
+    for r in rows:
+        flags = [] if r["active"] else ["inactive"]
+        if not r["has_password"]:
+            flags.append("no password")
+        click.echo(f"{r['login']:<20} {', '.join(r['grants']) or 'citizen':<32} {r['tokens']} token(s)  "
+                   f"{r['display_name'] or ''}{' · ' + r['organisation'] if r['organisation'] else ''}"
+                   f"{'  [' + ', '.join(flags) + ']' if flags else ''}")
+
+
 # --- serving ---------------------------------------------------------------------------------
 @main.command()
 @click.option("--host", default=None)

@@ -44,6 +44,8 @@ class Config:
     secret_key: str = ""
     # Session cookies only over HTTPS (browsers treat http://localhost and 127.0.0.1 as secure too).
     cookie_secure: bool = True
+    # Reverse proxies in front of CDT (e.g. 1 behind nginx): client addresses come from X-Forwarded-For then.
+    proxy_count: int = 0
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -67,6 +69,7 @@ class Config:
             max_request_bytes=int(_env("CDT_MAX_REQUEST_BYTES", str(10 * 1024 * 1024))),
             secret_key=os.environ.get("CDT_SECRET_KEY", ""),
             cookie_secure=_env("CDT_COOKIE_SECURE", "1") not in ("0", "false", "no"),
+            proxy_count=int(_env("CDT_PROXY_COUNT", "0")),
         )
 
     def session_key(self) -> str:

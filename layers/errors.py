@@ -65,6 +65,17 @@ class MethodNotAllowed(CDTError):
         super().__init__(detail, 405, "MethodNotAllowed", context)
 
 
+class TooManyRequests(CDTError):
+    """Refused for now (e.g. too many failed logins); `retry_after` seconds until it may be tried again."""
+
+    def __init__(self, detail: str, retry_after: int, **context):
+        super().__init__(detail, 429, "TooManyRequests", {"retry_after": int(retry_after), **context})
+
+    @property
+    def retry_after(self) -> int:
+        return self.context["retry_after"]
+
+
 class ServiceUnavailable(CDTError):
     def __init__(self, detail: str, **context):
         super().__init__(detail, 503, "ServiceUnavailable", context)

@@ -3,6 +3,9 @@ Ekaterinburg and Novocheboksarsk cadastral extracts as a second and third territ
 
 Every step is skipped when the same file was already loaded with the same options,
 so running the platform again is fast and changes nothing.
+
+Demo accounts, one per role (password `demo-<login>`, for the demo only), are created when missing; an
+existing account is left exactly as it is (its password and grants included).
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from layers import accounts
 from layers.ingest.report import LoadReport
 from layers.ingest.service import load_file, load_kpt
 from layers.ingest.territories import load_territories
@@ -24,6 +28,24 @@ NOVOCHEBOKSARSK = "97710000"
 BUILDING_FIELDS = {"floors": "number_of_floors", "living_area_m2": "living_area", "floor_area_m2": "build_floor_area",
                    "residents": "population", "is_living": "is_living"}
 FACILITY_FIELDS = {"name": "name", "category": "category", "address": "address", "capacity": "capacity"}
+VOLOGDA_OBLAST = "19000000"
+# login -> (display name, organisation, role, territory OKTMO, sector); citizens are anonymous.
+DEMO_ACCOUNTS = {
+    "minister": ("Федеральный министр (демо)", "Минстрой России", "federal", None, None),
+    "vologda_region": ("Правительство Вологодской области (демо)", "Правительство Вологодской области",
+                       "regional", VOLOGDA_OBLAST, None),
+    "vologda_city": ("Администрация г. Вологды (демо)", "Администрация г. Вологды", "municipal", VOLOGDA, None),
+    "ekb_city": ("Администрация г. Екатеринбурга (демо)", "Администрация г. Екатеринбурга", "municipal",
+                 EKATERINBURG, None),
+    "vologda_energy": ("Департамент энергетики (демо)", "Департамент ТЭК Вологодской области", "agency",
+                       VOLOGDA_OBLAST, "energy"),
+    "analyst": ("Аналитик (демо)", "Аналитический центр", "analyst", VOLOGDA_OBLAST, None),
+    "enterprise": ("Предприятие (демо)", "ООО «Демо»", "enterprise", None, None),
+}
+
+
+def demo_password(login: str) -> str:
+    return f"demo-{login}"
 
 
 def load_demo(engine: Engine, data: Path, actor: str, progress: bool = False,
@@ -57,7 +79,28 @@ def load_demo(engine: Engine, data: Path, actor: str, progress: bool = False,
                   skip_if_loaded=True))
     step(load_kpt(engine, sorted(cadastre.glob("kpt10_21-02-*.xml")), actor=actor, territory=NOVOCHEBOKSARSK,
                   skip_if_loaded=True))
+    created = load_demo_accounts(engine, actor)
+    echo(f"demo accounts: {', '.join(created)} created (password demo-<login>)" if created
+         else "demo accounts: present, unchanged")
     return reports
+
+
+def load_demo_accounts(engine: Engine, actor: str) -> list[str]:
+    """Create the demo accounts that do not exist yet (all or none); returns their logins."""
+    created = []
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(7303, 0)"))  # two loads at once create each user once
+        existing = set(conn.execute(text("SELECT login FROM cdt.users WHERE login = ANY(:l)"),
+                                    {"l": list(DEMO_ACCOUNTS)}).scalars())
+        for login, (name, organisation, role, oktmo, sector) in DEMO_ACCOUNTS.items():
+            if login in existing:
+                continue
+            accounts.create_user(conn, login, demo_password(login), name, organisation)
+            accounts.grant(conn, login, role, oktmo, sector)
+            created.append(login)
+        if created:
+            accounts.audit(conn, actor, "users.demo", "ok", detail={"created": created})
+    return created
 
 
 def _note_multi_category(gdf: gpd.GeoDataFrame, report: LoadReport) -> None:
