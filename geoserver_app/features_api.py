@@ -568,6 +568,7 @@ def _create(layer: Layer) -> Response:
     check_params(["f"])
     if not layer.editable:
         raise MethodNotAllowed(f"collection {layer.name} is read-only")
+    access.edit_grants(principal(), layer)  # who may edit, before anything reads the body
     body = _json_body(WRITE_TYPES)
     with transaction(engine(), actor()) as conn:
         fid, tag = edits.create(conn, layer, body, _content_crs(conn), principal())
@@ -581,6 +582,7 @@ def _update(layer: Layer, fid: str, partial: bool) -> Response:
     check_params(["f"])
     if not layer.editable:
         raise MethodNotAllowed(f"collection {layer.name} is read-only")
+    access.edit_grants(principal(), layer)  # who may edit, before anything reads the body
     body = _json_body(PATCH_TYPES if partial else WRITE_TYPES)
     with transaction(engine(), actor()) as conn:
         edits.update(conn, layer, fid, body, _content_crs(conn), if_match_tag(fid), principal(), partial=partial)
@@ -592,6 +594,7 @@ def _delete(layer: Layer, fid: str) -> Response:
     check_params(["f"])
     if not layer.editable:
         raise MethodNotAllowed(f"collection {layer.name} is read-only")
+    access.edit_grants(principal(), layer)  # who may edit, before anything reads the body
     with transaction(engine(), actor()) as conn:
         edits.delete(conn, layer, fid, if_match_tag(fid), principal())
     audit(f"{layer.name}.delete", "ok", f"{layer.name}/{fid}")

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from geoserver_app.app import create_app
 from geoserver_app.config import PROJECT_ROOT, Config
 from layers import registry
-from tests.conftest import scalar, table_fingerprints
+from tests.conftest import bearer, scalar, table_fingerprints
 
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -44,7 +44,34 @@ def app(db_url):
 
 @pytest.fixture(scope="module")
 def client(app):
+    """Anonymous: reads public collections, may not edit."""
     return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def editor(app, tokens):
+    """Signed in as t_federal (Bearer token on every request): may read and edit everything."""
+    c = app.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = bearer(tokens["t_federal"])["Authorization"]
+    return c
+
+
+def fingerprints(engine) -> dict[str, str]:
+    """conftest.table_fingerprints, except a token's last_used_at: any use of a token marks it (at most once a
+    minute), so a refused edit by a signed-in user would look like a write."""
+    found = table_fingerprints(engine)
+    found["api_tokens"] = scalar(engine, "SELECT count(*) || ':' || coalesce(md5(string_agg((to_jsonb(x) - "
+                                         "'last_used_at')::text, '|' ORDER BY x.id)), '') FROM cdt.api_tokens x")
+    return found
+
+
+@pytest.fixture
+def unchanged(engine):
+    """No CDT table changed by the test (conftest's fixture, but see `fingerprints`)."""
+    before = fingerprints(engine)
+    yield
+    after = fingerprints(engine)
+    assert [t for t in before if before[t] != after.get(t)] == [], "a refused request wrote something"
 
 
 def client_with(db_url, **config):
@@ -150,7 +177,7 @@ def test_openapi_describes_every_route(app, client):
     adapter = app.url_map.bind("localhost")
     for path, operations in doc["paths"].items():
         for method in operations:
-            endpoint, _ = adapter.match(re.sub(r"{\w+}", "x", path), method=method.upper())
+            endpoint, _ = adapter.match(re.sub(r"{\w+}", "1", path), method=method.upper())  # "1": int ids too
             assert endpoint != "static", path
     get_items = doc["paths"]["/collections/{collectionId}/items"]["get"]
     params = {p["name"]: p for p in get_items["parameters"]}
@@ -173,8 +200,11 @@ def test_openapi_limit_follows_config(db_url):
     assert limit["schema"]["maximum"] == Config().items_max_limit
 
 
-def test_collections_list_every_layer(client, engine):
-    body = ok(client.get("/collections"), "application/json")
+def test_collections_list_every_layer(client, editor, engine):
+    public = ok(client.get("/collections"), "application/json")
+    assert [c["id"] for c in public["collections"]] == [lyr.name for lyr in registry.all_layers()
+                                                        if lyr.access == "public"]
+    body = ok(editor.get("/collections"), "application/json")
     got = {c["id"]: c for c in body["collections"]}
     assert list(got) == [layer.name for layer in registry.all_layers()]
     for layer in registry.all_layers():
@@ -492,39 +522,39 @@ def same_geometry(engine, fid: int, geojson: dict, srid_or_proj: int | str = 432
     return dist is not None and dist < 1e-9
 
 
-def test_create_read_replace_patch(client, engine, created):
+def test_create_read_replace_patch(editor, engine, created):
     g1 = square(39.881, 59.211)
-    fid, etag1 = create(client, created, feature(g1, zone_type="residential", name="Заречье", max_floors=9))
-    got = client.get(f"{FZ}/{fid}")
+    fid, etag1 = create(editor, created, feature(g1, zone_type="residential", name="Заречье", max_floors=9))
+    got = editor.get(f"{FZ}/{fid}")
     assert ok(got)["properties"]["name"] == "Заречье" and got.headers["ETag"] == etag1
     assert same_geometry(engine, fid, g1) and zone_row(engine, fid).version == 1
-    assert client.get(f"{FZ}/{fid}", headers={"If-None-Match": etag1}).status_code == 304
+    assert editor.get(f"{FZ}/{fid}", headers={"If-None-Match": etag1}).status_code == 304
 
     g2 = square(39.885, 59.213)
-    put = client.put(f"{FZ}/{fid}", data=json.dumps(feature(g2, zone_type="business")), content_type=GEOJSON,
+    put = editor.put(f"{FZ}/{fid}", data=json.dumps(feature(g2, zone_type="business")), content_type=GEOJSON,
                      headers={"If-Match": etag1})
     body = ok(put)
     etag2 = put.headers["ETag"]
-    assert etag2 != etag1 and client.get(f"{FZ}/{fid}").headers["ETag"] == etag2
+    assert etag2 != etag1 and editor.get(f"{FZ}/{fid}").headers["ETag"] == etag2
     row = zone_row(engine, fid)
     assert (row.zone_type, row.name, row.max_floors, row.status, row.version) == ("business", None, None,
                                                                                   "existing", 2)
     assert same_geometry(engine, fid, g2) and body["properties"]["zone_type"] == "business"
 
-    before = table_fingerprints(engine)
-    stale = client.patch(f"{FZ}/{fid}", data=json.dumps({"properties": {"name": "x"}}), content_type=MERGE,
+    before = fingerprints(engine)
+    stale = editor.patch(f"{FZ}/{fid}", data=json.dumps({"properties": {"name": "x"}}), content_type=MERGE,
                          headers={"If-Match": etag1})
     assert_ogc_error(stale, 412)
-    stale = client.put(f"{FZ}/{fid}", data=json.dumps(feature(g1, zone_type="x")), content_type=GEOJSON,
+    stale = editor.put(f"{FZ}/{fid}", data=json.dumps(feature(g1, zone_type="x")), content_type=GEOJSON,
                        headers={"If-Match": etag1})
     assert_ogc_error(stale, 412)
-    assert_ogc_error(client.delete(f"{FZ}/{fid}", headers={"If-Match": etag1}), 412)
-    assert table_fingerprints(engine) == before, "a refused edit wrote something"
+    assert_ogc_error(editor.delete(f"{FZ}/{fid}", headers={"If-Match": etag1}), 412)
+    assert fingerprints(engine) == before, "a refused edit wrote something"
 
-    patched = client.patch(f"{FZ}/{fid}", data=json.dumps({"properties": {"name": "Центр", "max_floors": 12}}),
+    patched = editor.patch(f"{FZ}/{fid}", data=json.dumps({"properties": {"name": "Центр", "max_floors": 12}}),
                            content_type=MERGE, headers={"If-Match": etag2})
     assert ok(patched)["properties"]["name"] == "Центр"
-    removed = client.patch(f"{FZ}/{fid}", data=json.dumps({"properties": {"name": None}}), content_type=MERGE,
+    removed = editor.patch(f"{FZ}/{fid}", data=json.dumps({"properties": {"name": None}}), content_type=MERGE,
                            headers={"If-Match": patched.headers["ETag"]})
     assert removed.status_code == 200 and removed.get_json()["properties"]["name"] is None
     row = zone_row(engine, fid)
@@ -534,7 +564,7 @@ def test_create_read_replace_patch(client, engine, created):
 
 @pytest.mark.parametrize("crs, target", [(EPSG + "32637", 32637), (EPSG + "3857", 3857), (MSK, "msk"),
                                          (EPSG + "4326", "lat_lon")])
-def test_content_crs_of_the_body(client, engine, created, crs, target):
+def test_content_crs_of_the_body(editor, engine, created, crs, target):
     lon, lat = 39.89, 59.215
     if target == "lat_lon":
         geometry = square(lat, lon)
@@ -544,66 +574,66 @@ def test_content_crs_of_the_body(client, engine, created, crs, target):
         x, y = rows(engine, f"SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_Transform(ST_SetSRID(ST_MakePoint(:x, :y), "
                             f"4326), {to}) p) s", x=lon, y=lat, p=msk_proj())[0]
         geometry = square(x, y, 300.0)
-    fid, _ = create(client, created, feature(geometry, zone_type="green"), **{"Content-Crs": f"<{crs}>"})
+    fid, _ = create(editor, created, feature(geometry, zone_type="green"), **{"Content-Crs": f"<{crs}>"})
     if target == "lat_lon":
         assert same_geometry(engine, fid, square(lon, lat))
     else:
         assert same_geometry(engine, fid, geometry, msk_proj() if target == "msk" else target)
     # the response in the same CRS gives the coordinates back
-    back = ok(client.get(f"{FZ}/{fid}", query_string={"crs": crs}))
+    back = ok(editor.get(f"{FZ}/{fid}", query_string={"crs": crs}))
     assert back["geometry"]["coordinates"][0][0][0] == pytest.approx(geometry["coordinates"][0][0], abs=0.01)
 
 
-def test_delete_history_and_revert(client, engine, created):
+def test_delete_history_and_revert(editor, engine, created):
     g1, g2 = square(39.87, 59.22), square(39.872, 59.222, 0.002)
-    fid, etag1 = create(client, created, feature(g1, zone_type="residential", name="v1", max_floors=5))
-    put = client.put(f"{FZ}/{fid}", data=json.dumps(feature(g2, zone_type="industrial", name="v2",
+    fid, etag1 = create(editor, created, feature(g1, zone_type="residential", name="v1", max_floors=5))
+    put = editor.put(f"{FZ}/{fid}", data=json.dumps(feature(g2, zone_type="industrial", name="v2",
                                                             status="planned")),
                      content_type=GEOJSON, headers={"If-Match": etag1})
     assert put.status_code == 200
-    reverted = client.post(f"{FZ}/{fid}/history/1/revert", headers={"If-Match": put.headers["ETag"]})
+    reverted = editor.post(f"{FZ}/{fid}/history/1/revert", headers={"If-Match": put.headers["ETag"]})
     assert ok(reverted)["properties"]["name"] == "v1"
     row = zone_row(engine, fid)
     assert (row.zone_type, row.name, row.max_floors, row.status, row.version) == ("residential", "v1", 5,
                                                                                   "existing", 3)
     assert same_geometry(engine, fid, g1)
 
-    old_etag = client.get(f"{FZ}/{fid}").headers["ETag"]
-    assert client.delete(f"{FZ}/{fid}", headers={"If-Match": old_etag}).status_code == 204
+    old_etag = editor.get(f"{FZ}/{fid}").headers["ETag"]
+    assert editor.delete(f"{FZ}/{fid}", headers={"If-Match": old_etag}).status_code == 204
     assert zone_row(engine, fid) is None
-    assert_ogc_error(client.get(f"{FZ}/{fid}"), 404)
-    assert_ogc_error(client.delete(f"{FZ}/{fid}"), 404)
+    assert_ogc_error(editor.get(f"{FZ}/{fid}"), 404)
+    assert_ogc_error(editor.delete(f"{FZ}/{fid}"), 404)
 
-    back = client.post(f"{FZ}/{fid}/history/2/revert")
+    back = editor.post(f"{FZ}/{fid}/history/2/revert")
     assert ok(back)["properties"]["name"] == "v2"
-    assert back.headers["ETag"] != old_etag and client.get(f"{FZ}/{fid}").headers["ETag"] == back.headers["ETag"]
+    assert back.headers["ETag"] != old_etag and editor.get(f"{FZ}/{fid}").headers["ETag"] == back.headers["ETag"]
     row = zone_row(engine, fid)
     assert (row.zone_type, row.name, row.status) == ("industrial", "v2", "planned") and same_geometry(engine, fid, g2)
     # an ETag of the feature's earlier life does not match the feature brought back
-    assert_ogc_error(client.patch(f"{FZ}/{fid}", data='{"properties": {"name": "z"}}', content_type=MERGE,
+    assert_ogc_error(editor.patch(f"{FZ}/{fid}", data='{"properties": {"name": "z"}}', content_type=MERGE,
                                   headers={"If-Match": old_etag}), 412)
 
-    history = ok(client.get(f"{FZ}/{fid}/history"), "application/json")["versions"]
+    history = ok(editor.get(f"{FZ}/{fid}/history"), "application/json")["versions"]
     truth = rows(engine, "SELECT version, lower(operation), actor FROM cdt.history WHERE collection = "
                          "'functional_zones' AND feature_id = :f ORDER BY id", f=str(fid))
     assert [h["operation"] for h in history] == ["insert", "update", "update", "delete", "insert"]
     assert [(h["version"], h["operation"], h["actor"]) for h in history] == [tuple(r) for r in truth]
-    assert all(h["actor"] and h["actor"].startswith("anonymous@") for h in history)
+    assert all(h["actor"] == "user:t_federal" for h in history)
     assert history[0]["after"]["name"] == "v1" and history[1]["before"]["name"] == "v1"
 
 
-def test_history_of_extreme_numbers(client, created):
-    fid, _ = create(client, created, feature(square(39.86, 59.19), zone_type="green", density_people_ha=1e20))
-    versions = ok(client.get(f"{FZ}/{fid}/history"), "application/json")["versions"]
+def test_history_of_extreme_numbers(editor, created):
+    fid, _ = create(editor, created, feature(square(39.86, 59.19), zone_type="green", density_people_ha=1e20))
+    versions = ok(editor.get(f"{FZ}/{fid}/history"), "application/json")["versions"]
     assert versions[0]["after"]["density_people_ha"] == 1e20
 
 
-def test_options_allow(client, engine, created):
-    fid, _ = create(client, created, feature(square(39.86, 59.2), zone_type="green"))
-    resp = client.options(f"{FZ}/{fid}")
+def test_options_allow(editor, engine, created):
+    fid, _ = create(editor, created, feature(square(39.86, 59.2), zone_type="green"))
+    resp = editor.options(f"{FZ}/{fid}")
     assert resp.status_code in (200, 204)
     assert {"GET", "PUT", "PATCH", "DELETE"} <= {m.strip() for m in resp.headers["Allow"].split(",")}
-    resp = client.options(f"{B}/{first_building(engine)}")
+    resp = editor.options(f"{B}/{first_building(engine)}")
     allow = {m.strip() for m in resp.headers["Allow"].split(",")}
     assert "GET" in allow and not allow & {"PUT", "PATCH", "DELETE", "POST"}
 
@@ -688,12 +718,15 @@ def test_bad_query_is_refused(client, engine, unchanged, path, query, status):
 
 
 @pytest.fixture(scope="module")
-def zone(client, engine):
+def zone(editor, engine):
     """A feature of functional_zones edited once, so its first ETag is stale: (id, stale, current)."""
-    resp = client.post(FZ, data=json.dumps(feature(square(39.9, 59.23), zone_type="residential", name="a")),
+    resp = editor.post(FZ, data=json.dumps(feature(square(39.9, 59.23), zone_type="residential", name="a")),
                        content_type=GEOJSON)
+    assert resp.status_code == 201, resp.get_data(as_text=True)
     fid, stale = resp.get_json()["id"], resp.headers["ETag"]
-    current = client.patch(f"{FZ}/{fid}", data='{"properties": {"name": "b"}}', content_type=MERGE).headers["ETag"]
+    resp = editor.patch(f"{FZ}/{fid}", data='{"properties": {"name": "b"}}', content_type=MERGE)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    current = resp.headers["ETag"]
     yield fid, stale, current
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM cdt.functional_zones WHERE id = :id"), {"id": fid})
@@ -771,28 +804,69 @@ BAD_WRITES = [
 
 @pytest.mark.parametrize("method, path, body, content_type, headers, status", BAD_WRITES,
                          ids=[f"{m} {p} {ct} {i}" for i, (m, p, _, ct, _, _) in enumerate(BAD_WRITES)])
-def test_bad_edit_is_refused(client, engine, zone, unchanged, method, path, body, content_type, headers, status):
+def test_bad_edit_is_refused(editor, engine, zone, unchanged, method, path, body, content_type, headers, status):
     fid, stale, _ = zone
     url = path.format(fid=first_building(engine), zone=fid)
     headers = {k: v.format(stale=stale) for k, v in headers.items()}
     kwargs = {"headers": headers}
     if body is not None:
         kwargs.update(data=_body(body), content_type=content_type)
-    assert_ogc_error(client.open(url, method=method, **kwargs), status)
+    assert_ogc_error(editor.open(url, method=method, **kwargs), status)
 
 
-def test_invalid_geometry_names_the_postgis_reason(client, engine, unchanged):
+def test_invalid_geometry_names_the_postgis_reason(editor, engine, unchanged):
     reason = scalar(engine, "SELECT ST_IsValidReason(ST_GeomFromGeoJSON(:g))", g=json.dumps(BOWTIE))
     assert reason and reason != "Valid Geometry"
-    body = assert_ogc_error(client.post(FZ, data=json.dumps(feature(BOWTIE, zone_type="residential")),
+    body = assert_ogc_error(editor.post(FZ, data=json.dumps(feature(BOWTIE, zone_type="residential")),
                                         content_type=GEOJSON), 400)
     assert reason in body["description"]
-    body = assert_ogc_error(client.post(FZ, data=json.dumps(feature({"type": "Point", "coordinates": [39.9, 59.2]},
+    body = assert_ogc_error(editor.post(FZ, data=json.dumps(feature({"type": "Point", "coordinates": [39.9, 59.2]},
                                                                     zone_type="residential")),
                                         content_type=GEOJSON), 400)
     assert "Point" in body["description"]
 
 
-def test_oversized_body_is_refused(client, unchanged):
-    resp = client.post(FZ, data=b" " * (11 * 1024 * 1024), content_type=GEOJSON)
-    assert_ogc_error(resp, 413)
+def test_oversized_body_is_refused(client, editor, unchanged):
+    # Who may edit is decided before the body is read: anonymous gets 401, an editor 413.
+    for who, status in ((client, 401), (editor, 413)):
+        resp = who.post(FZ, data=b" " * (11 * 1024 * 1024), content_type=GEOJSON)
+        assert_ogc_error(resp, status)
+
+
+# --- who may edit: anonymous and bad credentials 401, signed in without an editing role 403 ------------------
+EDITS = [  # (method, path, body, content type); {zone} is the `zone` fixture's feature, sent with its ETag
+    ("POST", FZ, GOOD, GEOJSON),
+    ("PUT", FZ + "/{zone}", GOOD, GEOJSON),
+    ("PATCH", FZ + "/{zone}", {"properties": {"name": "c"}}, MERGE),
+    ("DELETE", FZ + "/{zone}", None, None),
+    ("POST", FZ + "/{zone}/history/1/revert", None, None),
+]
+
+
+def _edit(who, zone, method, path, body, content_type, headers):
+    fid, _, current = zone
+    headers = {**headers, **({"If-Match": current} if "{zone}" in path else {})}
+    kwargs = {"data": _body(body), "content_type": content_type} if body is not None else {}
+    return who.open(path.format(zone=fid), method=method, headers=headers, **kwargs)
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer cdt_no-such-token", "Bearer ", "Basic dDpmZWRlcmFs",
+                                           "{federal}"],
+                         ids=["anonymous", "unknown-token", "empty-token", "basic", "token-without-scheme"])
+@pytest.mark.parametrize("method, path, body, content_type", EDITS, ids=[f"{m} {p}" for m, p, _, _ in EDITS])
+def test_edit_without_valid_credentials_is_unauthorized(client, engine, tokens, zone, unchanged, method, path,
+                                                        body, content_type, authorization):
+    headers = {"Authorization": authorization.format(federal=tokens["t_federal"])} if authorization else {}
+    resp = _edit(client, zone, method, path, body, content_type, headers)
+    assert assert_ogc_error(resp, 401)["code"] == "Unauthorized"
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.get(f"{FZ}/{zone[0]}").headers["ETag"] == zone[2]  # the feature is as it was
+
+
+@pytest.mark.parametrize("login", ["t_analyst_vologda", "t_enterprise", "t_energy_vologda"])
+@pytest.mark.parametrize("method, path, body, content_type", EDITS, ids=[f"{m} {p}" for m, p, _, _ in EDITS])
+def test_edit_by_a_role_without_editing_rights_is_forbidden(client, engine, tokens, zone, unchanged, method, path,
+                                                            body, content_type, login):
+    resp = _edit(client, zone, method, path, body, content_type, bearer(tokens[login]))
+    assert assert_ogc_error(resp, 403)["code"] == "Forbidden"
+    assert client.get(f"{FZ}/{zone[0]}").headers["ETag"] == zone[2]

@@ -10,6 +10,7 @@ read from this process would starve the server thread that has to answer it (a d
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import threading
@@ -27,13 +28,16 @@ from werkzeug.serving import make_server
 from geoserver_app.app import create_app
 from geoserver_app.config import Config
 from layers import registry
-from tests.conftest import scalar, table_fingerprints
+from tests.conftest import bearer, scalar, table_fingerprints
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 UTM37 = "http://www.opengis.net/def/crs/EPSG/0/32637"  # the UTM zone of Vologda
 BBOX = (39.85, 59.20, 39.90, 59.23)  # central Vologda, lon/lat
 PAGE = 5000
 TIMEOUT = 300  # seconds for one GDAL call
+PUBLIC = [layer.name for layer in registry.all_layers() if layer.access == "public"]
+# Requests a test made on purpose to be refused (indices into Recorder.seen), for test_no_request_failed...
+REFUSED_ON_PURPOSE: set[int] = set()
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class Seen:
     query: str
     content_type: str
     status: int
+    authorization: str = ""
 
     def args(self) -> dict[str, list[str]]:
         return parse_qs(self.query)
@@ -59,7 +64,7 @@ class Recorder:
         def start(status, headers, exc_info=None):
             self.seen.append(Seen(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""),
                                   environ.get("QUERY_STRING", ""), environ.get("CONTENT_TYPE", ""),
-                                  int(status.split()[0])))
+                                  int(status.split()[0]), environ.get("HTTP_AUTHORIZATION", "")))
             return start_response(status, headers, exc_info)
 
         return self.app(environ, start)
@@ -135,14 +140,26 @@ def buildings_crs84(server, gdal):
     return df, recorder.since(mark)
 
 
-def test_gdal_lists_every_collection(base, seen, gdal):
+def test_gdal_lists_every_collection(base, seen, gdal, tokens):
+    """Anonymous GDAL sees the public collections; signed in as t_federal, every collection. (GDAL >= 3.9 sends
+    a Bearer token with GDAL_HTTP_AUTH=BEARER; GDAL_HTTP_HEADERS does not reach OAPIF, which sets its own.)"""
     mark = seen.mark()
     layers = gdal(pyogrio.list_layers, f"OAPIF:{base}")
-    assert {name for name, _ in layers} == {layer.name for layer in registry.all_layers()}
+    assert {name for name, _ in layers} == set(PUBLIC)
     assert dict(layers)["buildings"] == "MultiPolygon"
     paths = [s.path for s in seen.since(mark, "GET")]
     assert paths[:3] == ["/collections", "/", "/api"]
-    assert all(s.status == 200 for s in seen.since(mark))
+    assert all(s.status == 200 and not s.authorization for s in seen.since(mark))
+
+    header = bearer(tokens["t_federal"])["Authorization"]
+    mark = seen.mark()
+    gdal(pyogrio.set_gdal_config_options, {"GDAL_HTTP_AUTH": "BEARER", "GDAL_HTTP_BEARER": tokens["t_federal"]})
+    try:
+        layers = gdal(pyogrio.list_layers, f"OAPIF:{base}")
+    finally:
+        gdal(pyogrio.set_gdal_config_options, {"GDAL_HTTP_AUTH": None, "GDAL_HTTP_BEARER": None})
+    assert {name for name, _ in layers} == {layer.name for layer in registry.all_layers()}
+    assert seen.since(mark) and all(s.status == 200 and s.authorization == header for s in seen.since(mark))
 
 
 def test_gdal_reads_all_buildings_with_paging(buildings_crs84, engine):
@@ -240,6 +257,29 @@ def owslib_features(base):
     owslib.ogcapi.REQUEST_HEADERS.update(saved)
 
 
+@pytest.fixture
+def owslib_editor(base, tokens):
+    """OWSLib's Features client signed in as t_federal: `headers=` (OWSLib 0.35) go with every request of the
+    client. OWSLib merges them into its module-level REQUEST_HEADERS, so that dict is restored afterwards
+    (no later client may inherit the token)."""
+    import owslib.ogcapi
+    from owslib.ogcapi.features import Features
+
+    saved = dict(owslib.ogcapi.REQUEST_HEADERS)
+    yield Features(base, headers=bearer(tokens["t_federal"]))
+    owslib.ogcapi.REQUEST_HEADERS.clear()
+    owslib.ogcapi.REQUEST_HEADERS.update(saved)
+
+
+def fingerprints(engine) -> dict[str, str]:
+    """conftest.table_fingerprints, except a token's last_used_at (any use of a token marks it, at most once a
+    minute)."""
+    found = table_fingerprints(engine)
+    found["api_tokens"] = scalar(engine, "SELECT count(*) || ':' || coalesce(md5(string_agg((to_jsonb(x) - "
+                                         "'last_used_at')::text, '|' ORDER BY x.id)), '') FROM cdt.api_tokens x")
+    return found
+
+
 def test_owslib_reads_landing_conformance_and_collections(owslib_features, seen):
     mark = seen.mark()
     w = owslib_features
@@ -251,7 +291,7 @@ def test_owslib_reads_landing_conformance_and_collections(owslib_features, seen)
         assert any(c.endswith(cls) for c in conforms), cls
     assert w.api()["openapi"].startswith("3.0")
     ids = [c["id"] for c in w.collections()["collections"]]
-    assert ids == [layer.name for layer in registry.all_layers()]
+    assert ids == PUBLIC  # anonymous: the public collections only
     assert w.feature_collections() == ids
     assert w.collection("buildings")["id"] == "buildings"
     assert "floors" in w.collection_queryables("buildings")["properties"]
@@ -307,9 +347,27 @@ def _history(engine, fid: int) -> list[tuple]:
             "WHERE collection = 'functional_zones' AND feature_id = :f ORDER BY id"), {"f": str(fid)})]
 
 
-def test_owslib_create_update_delete_functional_zone(owslib_features, seen, engine):
-    w = owslib_features
-    before = table_fingerprints(engine)
+def test_owslib_anonymous_create_is_refused(owslib_features, seen, engine):
+    """Without a token OWSLib's create gets a 401 with an OGC exception, and nothing is written."""
+    before = fingerprints(engine)
+    ring = [[39.880, 59.210], [39.885, 59.210], [39.885, 59.213], [39.880, 59.213], [39.880, 59.210]]
+    feature = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+               "properties": {"zone_type": "residential", "name": "anonymous OWSLib zone"}}
+    mark = seen.mark()
+    with pytest.raises(RuntimeError) as refused:
+        owslib_features.collection_item_create("functional_zones", feature)
+    body = json.loads(str(refused.value))
+    assert body["code"] == "Unauthorized" and body["description"]
+    (req,) = seen.since(mark)
+    assert (req.method, req.path, req.status, req.authorization) == (
+        "POST", "/collections/functional_zones/items", 401, "")
+    REFUSED_ON_PURPOSE.add(mark)
+    assert fingerprints(engine) == before
+
+
+def test_owslib_create_update_delete_functional_zone(owslib_editor, seen, engine):
+    w = owslib_editor
+    before = fingerprints(engine)
     with engine.connect() as conn:
         sequences = {s: conn.execute(text(f"SELECT last_value, is_called FROM {s}")).one()
                      for s in ("cdt.functional_zones_id_seq", "cdt.history_id_seq")}
@@ -335,7 +393,7 @@ def test_owslib_create_update_delete_functional_zone(owslib_features, seen, engi
             "residential", "OWSLib test zone", "planned", 9, 1, "ST_MultiPolygon")
         assert [row.x0, row.y0, row.x1, row.y1] == pytest.approx([39.880, 59.210, 39.885, 59.213], abs=1e-9)
         assert row.oktmo == "19701000"  # placed in Vologda by CDT itself
-        assert _history(engine, fid) == [("INSERT", 1, "anonymous@127.0.0.1", "9")]
+        assert _history(engine, fid) == [("INSERT", 1, "user:t_federal", "9")]
 
         # read back, change, replace (PUT)
         current = w.collection_item("functional_zones", str(fid))
@@ -345,12 +403,12 @@ def test_owslib_create_update_delete_functional_zone(owslib_features, seen, engi
         assert w.response_headers["ETag"].startswith(f'"{fid}.2.')
         assert scalar(engine, "SELECT max_floors * 100 + version FROM cdt.functional_zones WHERE id = :id",
                       id=fid) == 1202
-        assert _history(engine, fid)[1:] == [("UPDATE", 2, "anonymous@127.0.0.1", "12")]
+        assert _history(engine, fid)[1:] == [("UPDATE", 2, "user:t_federal", "12")]
 
         # delete
         assert w.collection_item_delete("functional_zones", str(fid)) is True
         assert scalar(engine, "SELECT count(*) FROM cdt.functional_zones WHERE id = :id", id=fid) == 0
-        assert _history(engine, fid)[2:] == [("DELETE", 2, "anonymous@127.0.0.1", None)]
+        assert _history(engine, fid)[2:] == [("DELETE", 2, "user:t_federal", None)]
     finally:
         if fid is not None:  # leave the database as it was: no zone, no history, sequences back
             with engine.begin() as conn:
@@ -366,10 +424,12 @@ def test_owslib_create_update_delete_functional_zone(owslib_features, seen, engi
         ("POST", "/collections/functional_zones/items", 201), ("GET", path, 200), ("PUT", path, 200),
         ("DELETE", path, 204)]
     assert [s.content_type for s in requests if s.method in ("POST", "PUT")] == ["application/geo+json"] * 2
-    assert table_fingerprints(engine) == before
+    assert {s.authorization for s in requests} == {w.headers["Authorization"]}  # the token, on every request
+    assert fingerprints(engine) == before
 
 
 def test_no_request_failed_on_the_server(seen):
-    """Across everything the clients did in this module, the server never answered with an error."""
+    """Across everything the clients did in this module, the server never answered with an error (but for the
+    requests made to be refused)."""
     assert seen.seen
-    assert [s for s in seen.seen if s.status >= 400] == []
+    assert [s for i, s in enumerate(seen.seen) if s.status >= 400 and i not in REFUSED_ON_PURPOSE] == []

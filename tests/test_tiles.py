@@ -24,6 +24,7 @@ from geoserver_app.config import PROJECT_ROOT, Config
 from geoserver_app.tiles_api import CONFORMANCE, MAX_AGE
 from layers import registry, tiles
 from layers.db import engine_for, transaction
+from tests.conftest import bearer
 
 WM = morecantile.tms.get("WebMercatorQuad")
 CRS84 = morecantile.tms.get("WorldCRS84Quad")
@@ -49,6 +50,21 @@ def eng(make_database):
 @pytest.fixture(scope="module")
 def client(eng):
     return create_app(Config.from_env(), database_url=eng.url.render_as_string(hide_password=False)).test_client()
+
+
+@pytest.fixture(scope="module")
+def federal(eng) -> dict[str, str]:
+    """Headers of a federal user of this module's database (conftest's `tokens` live in the main one)."""
+    from layers import accounts
+
+    token = accounts.new_token()
+    with eng.begin() as conn:
+        uid = conn.execute(text("INSERT INTO cdt.users (login, display_name) VALUES ('t_federal', 't_federal') "
+                                "RETURNING id")).scalar_one()
+        conn.execute(text("INSERT INTO cdt.grants (user_id, role) VALUES (:u, 'federal')"), {"u": uid})
+        conn.execute(text("INSERT INTO cdt.api_tokens (user_id, name, token_hash) VALUES (:u, 'tests', :h)"),
+                     {"u": uid, "h": accounts.hash_token(token)})
+    return bearer(token)
 
 
 @pytest.fixture
@@ -214,12 +230,19 @@ def test_basemap_has_several_layers(client):
 
 @pytest.mark.parametrize("layer", [lyr for lyr in registry.all_layers() if lyr.geometry_column],
                          ids=lambda lyr: lyr.name)
-def test_every_collection_renders(client, layer):
+def test_every_collection_renders(client, federal, layer):
+    """Every collection renders for a federal user; a non-public one is refused to anonymous callers (401)."""
     assert set(tiles.PROPERTIES[layer.name]) <= set(layer.table.columns.keys()) and "id" in tiles.PROPERTIES[layer.name]
     for tms in (WM, CRS84):
         z = min(max(layer.min_zoom, 14), layer.max_zoom)
         t = centre_tile(z, tms)
-        assert client.get(tile_url(layer.name, z, t.x, t.y, tms.id)).status_code in (200, 204)
+        url = tile_url(layer.name, z, t.x, t.y, tms.id)
+        assert client.get(url, headers=federal).status_code in (200, 204)
+        anonymous = client.get(url)
+        if layer.access == "public":
+            assert anonymous.status_code in (200, 204)
+        else:
+            assert anonymous.status_code == 401 and anonymous.get_json()["code"] == "Unauthorized"
 
 
 def test_world_crs84_tiles(client):
