@@ -303,8 +303,9 @@ def collections():
 
 def _collection(conn, layer: Layer, offered: list[crs_mod.Crs]) -> dict:
     url = f"{base_url()}/collections/{layer.name}"
-    bbox = features.extent(conn, layer)
-    times = features.temporal_extent(conn, layer)
+    scope = access.read_rule(principal(), layer)
+    bbox = features.extent(conn, layer, scope)
+    times = features.temporal_extent(conn, layer, scope)
     out = {
         "id": layer.name, "title": layer.title, "description": layer.description,
         "itemType": "feature",

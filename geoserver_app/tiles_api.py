@@ -79,7 +79,7 @@ def tile_matrix_set(tileMatrixSetId: str):
 @api.route(blueprint, "/collections/<collectionId>/tiles", summary="Vector tilesets of a collection", tags=TAGS,
            responses={"200": doc_response("The tilesets")})
 def collection_tilesets(collectionId: str):
-    return json_response(_tilesets(tiles.collection_tileset(collectionId)))
+    return json_response(_tilesets(_readable_tileset(collectionId)))
 
 
 @api.route(blueprint, "/tiles", summary="Vector tilesets of the dataset (the basemap)", tags=TAGS,
@@ -91,7 +91,7 @@ def dataset_tilesets():
 @api.route(blueprint, "/collections/<collectionId>/tiles/<tileMatrixSetId>", summary="A collection's tileset",
            tags=TAGS, responses={"200": doc_response("Tileset metadata")})
 def collection_tileset(collectionId: str, tileMatrixSetId: str):
-    return json_response(_tileset(tiles.collection_tileset(collectionId), tileMatrixSetId))
+    return json_response(_tileset(_readable_tileset(collectionId), tileMatrixSetId))
 
 
 @api.route(blueprint, "/tiles/<tileMatrixSetId>", summary="The basemap tileset", tags=TAGS,
@@ -103,7 +103,7 @@ def dataset_tileset(tileMatrixSetId: str):
 @api.route(blueprint, "/collections/<collectionId>/tiles/<tileMatrixSetId>/<tileMatrix>/<tileRow>/<tileCol>",
            summary="A vector tile of a collection", tags=TAGS, parameters=TILE_PARAMS, responses=TILE_RESPONSES)
 def collection_tile(collectionId: str, tileMatrixSetId: str, tileMatrix: str, tileRow: str, tileCol: str):
-    return _tile(tiles.collection_tileset(collectionId), tileMatrixSetId, tileMatrix, tileRow, tileCol)
+    return _tile(_readable_tileset(collectionId), tileMatrixSetId, tileMatrix, tileRow, tileCol)
 
 
 @api.route(blueprint, "/tiles/<tileMatrixSetId>/<tileMatrix>/<tileRow>/<tileCol>",
@@ -116,7 +116,7 @@ def dataset_tile(tileMatrixSetId: str, tileMatrix: str, tileRow: str, tileCol: s
            summary="TileJSON 3.0 of a collection's tileset (WebMercatorQuad)", tags=TAGS,
            responses={"200": doc_response("TileJSON")})
 def collection_tilejson(collectionId: str, tileMatrixSetId: str):
-    return _tilejson(tiles.collection_tileset(collectionId), tileMatrixSetId)
+    return _tilejson(_readable_tileset(collectionId), tileMatrixSetId)
 
 
 @api.route(blueprint, "/tiles/<tileMatrixSetId>/tilejson.json", summary="TileJSON 3.0 of the basemap (WebMercatorQuad)",
@@ -126,6 +126,13 @@ def dataset_tilejson(tileMatrixSetId: str):
 
 
 # --- encoding ---------------------------------------------------------------------------------------
+
+
+def _readable_tileset(collection_id: str) -> Tileset:
+    """A collection's tileset, if the caller may read the collection (the access point decides: 401/403)."""
+    ts = tiles.collection_tileset(collection_id)
+    access.read_rule(principal(), ts.layers[0])
+    return ts
 
 
 def _tile(ts: Tileset, tms_id: str, tile_matrix: str, tile_row: str, tile_col: str) -> Response:

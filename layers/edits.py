@@ -285,7 +285,11 @@ def revert(conn: Connection, layer: Layer, fid: str, version: int, if_match: str
     state = conn.execute(text("SELECT after FROM cdt.history WHERE collection = :c AND feature_id = :f "
                               "AND version = :v AND after IS NOT NULL ORDER BY id DESC LIMIT 1"),
                          {"c": layer.table.name, "f": str(fid_int), "v": version}).scalar()
-    if state is None:
+    # Only who may read the feature as last recorded (current or just before deletion) may revert it.
+    last = conn.execute(text("SELECT coalesce(after, before) FROM cdt.history WHERE collection = :c "
+                             "AND feature_id = :f ORDER BY id DESC LIMIT 1"),
+                        {"c": layer.table.name, "f": str(fid_int)}).scalar()
+    if state is None or not _state_readable(conn, layer, last, access.read_rule(principal, layer)):
         raise NotFound(f"feature '{fid}' of {layer.name} has no version {version}")
     geometry = state.get(layer.geometry_column)
     body = {"type": "Feature", "geometry": geometry,

@@ -277,19 +277,26 @@ def feature_id(fid: str) -> int:
     return int(fid)
 
 
-def extent(conn: Connection, layer: Layer) -> list[float] | None:
-    """Bounding box in CRS84 (ST_Extent over the GiST-indexed column; CDT layers are city-sized)."""
+def _scope_where(scope: ReadRule | None) -> tuple[str, dict]:
+    return (f" WHERE {scope.sql}", scope.params) if scope is not None and scope.sql else ("", {})
+
+
+def extent(conn: Connection, layer: Layer, scope: ReadRule | None = None) -> list[float] | None:
+    """Bounding box in CRS84 of what the caller may read (ST_Extent; CDT layers are city-sized)."""
     if not layer.geometry_column:
         return None
+    where, params = _scope_where(scope)
     row = conn.execute(text(f'SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM '
-                            f'(SELECT ST_Extent(t."{layer.geometry_column}") AS e FROM {layer.qualified_table} t) s'
-                            )).one()
+                            f'(SELECT ST_Extent(t."{layer.geometry_column}") AS e FROM {layer.qualified_table} t'
+                            f'{where}) s'), params).one()
     return None if row[0] is None else [round(v, 7) for v in row]
 
 
-def temporal_extent(conn: Connection, layer: Layer) -> list[str | None] | None:
+def temporal_extent(conn: Connection, layer: Layer, scope: ReadRule | None = None) -> list[str | None] | None:
     column = datetime_property(layer)
     if column is None:
         return None
-    row = conn.execute(text(f'SELECT min(t."{column}"), max(t."{column}") FROM {layer.qualified_table} t')).one()
+    where, params = _scope_where(scope)
+    row = conn.execute(text(f'SELECT min(t."{column}"), max(t."{column}") FROM {layer.qualified_table} t{where}'),
+                       params).one()
     return [v.isoformat() if v else None for v in row]
