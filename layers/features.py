@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 from geoalchemy2 import Geometry
-from sqlalchemy import ARRAY, BigInteger, Boolean, Connection, Date, DateTime, Float, Integer, Numeric, text
+from sqlalchemy import ARRAY, BigInteger, Boolean, Connection, Date, DateTime, Float, Integer, Numeric, TextClause, text
 from sqlalchemy.dialects.postgresql import JSONB
 
 from layers import crs as crs_mod
+from layers import registry
 from layers.access import ReadRule
 from layers.crs import Crs
 from layers.errors import InvalidParameterValue, NotFound
@@ -258,17 +260,26 @@ def feature(conn: Connection, layer: Layer, fid: str, out_crs: Crs, selected: li
             scope: ReadRule | None = None) -> tuple[str, str]:
     """One feature as GeoJSON text, and its row tag (for the ETag). Outside `scope`: not found."""
     fid_int = feature_id(fid)
-    props = properties(layer)
-    sql, params = _feature_sql(layer, selected if selected is not None else list(props), out_crs, False)
-    where = ""
+    statement, params = _feature_statement(layer.name, tuple(selected) if selected is not None else None, out_crs,
+                                           scope.sql if scope is not None else None)
     if scope is not None and scope.sql:
-        where = f" AND ({scope.sql})"
-        params.update(scope.params)
-    row = conn.execute(text(f"SELECT {sql} AS f, t.version, t.created_at FROM {layer.qualified_table} t "
-                            f"WHERE t.id = :fid{where}"), {**params, "fid": fid_int}).first()
+        params = {**params, **scope.params}
+    row = conn.execute(statement, {**params, "fid": fid_int}).first()
     if row is None:
         raise NotFound(f"no feature '{fid}' in collection {layer.name}")
     return row.f, row_tag(row.version, row.created_at)
+
+
+@lru_cache(maxsize=256)
+def _feature_statement(layer_name: str, selected: tuple[str, ...] | None, out_crs: Crs, scope_sql: str | None
+                       ) -> tuple[TextClause, dict]:
+    """The by-id statement, built and parsed once per layer, CRS, selection and read rule (the hot path)."""
+    layer = registry.get(layer_name)
+    props = list(selected) if selected is not None else list(properties(layer))
+    sql, params = _feature_sql(layer, props, out_crs, False)
+    where = f" AND ({scope_sql})" if scope_sql else ""
+    return text(f"SELECT {sql} AS f, t.version, t.created_at FROM {layer.qualified_table} t "
+                f"WHERE t.id = :fid{where}"), params
 
 
 def feature_id(fid: str) -> int:
