@@ -7,12 +7,16 @@ CDT_TEST_DATABASE_URL / CDT_DATABASE_URL when one is given.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
 
 from geoserver_app.config import PROJECT_ROOT, Config
 from geoserver_app.embedded_pg import drop_database, ensure_database
@@ -137,9 +141,8 @@ TEST_USERS = {
 }
 
 
-@pytest.fixture(scope="session")
-def tokens(engine) -> dict[str, str]:
-    """A Bearer token per test user (created once per run, straight in the database)."""
+def make_test_users(engine, token_name: str = "tests") -> dict[str, str]:
+    """The users of TEST_USERS in the engine's database (made or reset), with a new Bearer token each."""
     from layers import accounts
 
     out = {}
@@ -155,10 +158,30 @@ def tokens(engine) -> dict[str, str]:
                                   "VALUES (:u, :r, :t, :s)"),
                              {"u": uid, "r": role, "t": ids[oktmo] if oktmo else None, "s": sector})
             token = accounts.new_token()
-            conn.execute(text("INSERT INTO cdt.api_tokens (user_id, name, token_hash) VALUES (:u, 'tests', :h)"),
-                         {"u": uid, "h": accounts.hash_token(token)})
+            conn.execute(text("INSERT INTO cdt.api_tokens (user_id, name, token_hash) VALUES (:u, :n, :h)"),
+                         {"u": uid, "n": token_name, "h": accounts.hash_token(token)})
             out[login] = token
     return out
+
+
+@pytest.fixture(scope="session")
+def tokens(engine) -> dict[str, str]:
+    """A Bearer token per test user (created once per run, straight in the database)."""
+    return make_test_users(engine)
+
+
+@contextmanager
+def live_server(wsgi_app, name: str) -> Iterator[str]:
+    """A real threaded HTTP server for `wsgi_app` on a free 127.0.0.1 port; yields its base URL."""
+    httpd = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, name=name, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        thread.join(timeout=10)
+        httpd.server_close()
 
 
 def bearer(token: str) -> dict[str, str]:

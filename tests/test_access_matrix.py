@@ -36,7 +36,7 @@ from sqlalchemy import text
 from geoserver_app.app import create_app
 from geoserver_app.config import Config
 from layers.db import engine_for, transaction
-from tests.conftest import DATA, TEST_USERS, bearer
+from tests.conftest import DATA, bearer, make_test_users
 
 GEOJSON = "application/geo+json"
 MERGE = "application/merge-patch+json"
@@ -193,23 +193,7 @@ class World:
 
 def _make_tokens(engine) -> dict[str, str]:
     """The users of conftest.TEST_USERS in this database, with a Bearer token each."""
-    from layers import accounts
-
-    out = {}
-    with engine.begin() as conn:
-        ids = dict(conn.execute(text("SELECT oktmo, id FROM cdt.territories")).all())
-        for login, grants in TEST_USERS.items():
-            uid = conn.execute(text("INSERT INTO cdt.users (login, display_name) VALUES (:l, :l) RETURNING id"),
-                               {"l": login}).scalar()
-            for role, oktmo, sector in grants:
-                conn.execute(text("INSERT INTO cdt.grants (user_id, role, territory_id, sector) "
-                                  "VALUES (:u, :r, :t, :s)"),
-                             {"u": uid, "r": role, "t": ids[oktmo] if oktmo else None, "s": sector})
-            token = accounts.new_token()
-            conn.execute(text("INSERT INTO cdt.api_tokens (user_id, name, token_hash) VALUES (:u, 'matrix', :h)"),
-                         {"u": uid, "h": accounts.hash_token(token)})
-            out[login] = token
-    return out
+    return make_test_users(engine, "matrix")
 
 
 def _box(b: tuple[float, float, float, float]) -> str:

@@ -16,11 +16,10 @@ from collections import Counter
 import pytest
 import requests
 from sqlalchemy import text
-from werkzeug.serving import make_server
 
 from geoserver_app.app import create_app
 from geoserver_app.config import Config
-from tests.conftest import bearer, scalar, table_fingerprints
+from tests.conftest import bearer, live_server, scalar, table_fingerprints
 
 FZ = "/collections/functional_zones/items"
 GEOJSON = "application/geo+json"
@@ -51,13 +50,8 @@ def server(db_url):
     """CDT on a free 127.0.0.1 port with a threaded server: (base URL, in-flight meter, app)."""
     app = create_app(Config.from_env(), database_url=db_url)
     meter = InFlight(app)
-    httpd = make_server("127.0.0.1", 0, meter, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, name="cdt-concurrent-edits", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}", meter, app
-    httpd.shutdown()
-    thread.join(timeout=10)
-    httpd.server_close()
+    with live_server(meter, "cdt-concurrent-edits") as url:
+        yield url, meter, app
     app.extensions["cdt_engine"].dispose()
 
 

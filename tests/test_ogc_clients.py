@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import parse_qs
@@ -23,12 +22,11 @@ import pytest
 import shapely
 from pyproj import Transformer
 from sqlalchemy import text
-from werkzeug.serving import make_server
 
 from geoserver_app.app import create_app
 from geoserver_app.config import Config
 from layers import registry
-from tests.conftest import bearer, scalar, table_fingerprints
+from tests.conftest import bearer, live_server, scalar, table_fingerprints
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 UTM37 = "http://www.opengis.net/def/crs/EPSG/0/32637"  # the UTM zone of Vologda
@@ -82,16 +80,10 @@ def server(db_url):
     """CDT on a free 127.0.0.1 port, for the whole module; yields (base URL, recorder)."""
     app = create_app(Config.from_env(), database_url=db_url)
     recorder = Recorder(app)
-    httpd = make_server("127.0.0.1", 0, recorder, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, name="cdt-ogc-clients", daemon=True)
-    thread.start()
-    with pytest.MonkeyPatch.context() as mp:
+    with live_server(recorder, "cdt-ogc-clients") as url, pytest.MonkeyPatch.context() as mp:
         for var in ("NO_PROXY", "no_proxy"):  # libcurl (GDAL) and requests (OWSLib) must not use a proxy
             mp.setenv(var, ",".join(filter(None, [os.environ.get(var), "127.0.0.1", "localhost"])))
-        yield f"http://127.0.0.1:{httpd.server_port}", recorder
-    httpd.shutdown()
-    thread.join(timeout=10)
-    httpd.server_close()
+        yield url, recorder
     app.extensions["cdt_engine"].dispose()
 
 
