@@ -12,7 +12,10 @@ from layers.errors import CDTError
 
 def create_app(config: Config | None = None, database_url: str | None = None) -> Flask:
     config = config or Config.from_env()
-    app = Flask(__name__)
+    from geoserver_app.config import PROJECT_ROOT
+
+    # The map client's files (web/, with its npm packages) under /web/: Flask's static route, conditional GETs.
+    app = Flask(__name__, static_folder=str(PROJECT_ROOT / "web"), static_url_path="/web")
     app.config["CDT"] = config
     # A request body above this is refused (413) before anything reads it.
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
@@ -37,9 +40,11 @@ def create_app(config: Config | None = None, database_url: str | None = None) ->
     from geoserver_app import tiles_api
     app.register_blueprint(tiles_api.blueprint)
     _register_errors(app)
-    from geoserver_app import audit_api, auth, hardening
+    from geoserver_app import audit_api, auth, hardening, search_api, web
 
     app.register_blueprint(audit_api.blueprint)
+    app.register_blueprint(search_api.blueprint)
+    app.register_blueprint(web.blueprint)
     app.register_blueprint(auth.blueprint)
 
     auth.install(app)

@@ -46,6 +46,11 @@ class Config:
     cookie_secure: bool = True
     # Reverse proxies in front of CDT (e.g. 1 behind nginx): client addresses come from X-Forwarded-For then.
     proxy_count: int = 0
+    # An online base map for the map client (XYZ template, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png).
+    # Empty: only CDT's own offline base map, drawn from its vector tiles (closed networks need nothing else).
+    basemap_url: str = ""
+    basemap_attribution: str = ""
+    basemap_max_zoom: int = 19
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -70,6 +75,9 @@ class Config:
             secret_key=os.environ.get("CDT_SECRET_KEY", ""),
             cookie_secure=_env("CDT_COOKIE_SECURE", "1") not in ("0", "false", "no"),
             proxy_count=int(_env("CDT_PROXY_COUNT", "0")),
+            basemap_url=os.environ.get("CDT_BASEMAP_URL", "").strip(),
+            basemap_attribution=os.environ.get("CDT_BASEMAP_ATTRIBUTION", "").strip(),
+            basemap_max_zoom=int(_env("CDT_BASEMAP_MAX_ZOOM", "19")),
         )
 
     def session_key(self) -> str:

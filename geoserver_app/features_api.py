@@ -372,7 +372,12 @@ def collection_queryables(collectionId: str):
 def collection_schema(collectionId: str):
     check_params(["f"])
     layer, _ = readable_layer(collectionId)
-    return json_response(_schema(layer, layer.title, False), media_type="application/schema+json")
+    schema = _schema(layer, layer.title, False)
+    with reader().connect() as conn:
+        for name, values in features.vocabularies(conn, layer).items():
+            prop = schema["properties"][name]
+            prop["enum"] = [*values, None] if "null" in prop["type"] else list(values)
+    return json_response(schema, media_type="application/schema+json")
 
 
 # --- items ----------------------------------------------------------------------------------------------

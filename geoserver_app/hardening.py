@@ -18,7 +18,7 @@ SECURITY_HEADERS = [
     ("Referrer-Policy", "same-origin"),
     ("Cross-Origin-Opener-Policy", "same-origin"),
 ]
-# HTML pages of the API use inline styles only; the map client (web/) brings its own files from this origin.
+# HTML pages of the API use inline styles only; the map client (web/) sets its own policy.
 HTML_CSP = ("Content-Security-Policy",
             "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'")
 CORS_READ = [("Access-Control-Allow-Origin", "*"),
@@ -51,7 +51,8 @@ class SecurityHeaders:
         def add_headers(status, headers, exc_info=None):
             present = {name.lower() for name, _ in headers}
             headers.extend(h for h in SECURITY_HEADERS if h[0].lower() not in present)
-            if any(n.lower() == "content-type" and v.startswith("text/html") for n, v in headers):
+            if "content-security-policy" not in present and any(
+                    n.lower() == "content-type" and v.startswith("text/html") for n, v in headers):
                 headers.append(HTML_CSP)
             if secure:
                 headers.append(("Strict-Transport-Security", "max-age=31536000"))

@@ -36,6 +36,11 @@ def health():
            parameters=[query("f", "Response format", {"type": "string", "enum": ["json", "html"]})],
            responses={"200": doc_response("The landing page", ("application/json", "text/html"))})
 def landing():
+    # A browser asking for `/` gets the map client; `?f=html` is the OGC API landing page as HTML.
+    if "f" not in request.args and negotiate() == HTML:
+        from geoserver_app import web
+
+        return web.index()
     with _engine().connect() as conn:
         territories = catalog.territories(conn)
         # Only the layers this caller may read: even the size of a restricted layer is not for everyone.

@@ -56,6 +56,7 @@ def _check_value(prop: Property, value: object):
     }[prop.kind]
     if not ok:
         raise InvalidParameterValue(f"property '{prop.name}' must be {prop.kind}, got {json.dumps(value)}")
+    _check_bounds(prop, value)
     if prop.kind == "datetime":
         try:
             return datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -69,6 +70,21 @@ def _check_value(prop: Property, value: object):
     if prop.kind == "object":
         return json.dumps(value)
     return value
+
+
+def _check_bounds(prop: Property, value: object) -> None:
+    """The limits the schema declares (column `info`): allowed values, range, length."""
+    info = prop.column.info if prop.column is not None else {}
+    if "enum" in info and value not in info["enum"]:
+        raise InvalidParameterValue(f"property '{prop.name}' must be one of {', '.join(map(str, info['enum']))}; "
+                                    f"got {json.dumps(value, ensure_ascii=False)}")
+    if isinstance(value, (int, float)):
+        if "minimum" in info and value < info["minimum"]:
+            raise InvalidParameterValue(f"property '{prop.name}' must be at least {info['minimum']}, got {value}")
+        if "maximum" in info and value > info["maximum"]:
+            raise InvalidParameterValue(f"property '{prop.name}' must be at most {info['maximum']}, got {value}")
+    if isinstance(value, str) and "maxLength" in info and len(value) > info["maxLength"]:
+        raise InvalidParameterValue(f"property '{prop.name}' must be at most {info['maxLength']} characters long")
 
 
 def _properties(layer: Layer, body: dict, *, partial: bool) -> dict[str, object]:

@@ -29,6 +29,10 @@ NUMBER_MATCHED_MODES = ("exact", "estimated", "off", "auto")
 AUTO_EXACT_UP_TO = 100_000
 
 
+# Keys of a column's `info` that go into its JSON Schema (and that `layers.edits` enforces).
+SCHEMA_INFO_KEYS = ("title", "description", "enum", "examples", "minimum", "maximum", "maxLength")
+
+
 @dataclass(frozen=True)
 class Property:
     name: str
@@ -47,8 +51,16 @@ class Property:
                 "date": {"type": "string", "format": "date"}, "array": {"type": "array", "items": {"type": "string"}},
                 "object": {"type": "object"}}[self.kind]
         out = {"title": self.name, **base}
+        # Column `info` adds what a form needs: a human title, allowed values, suggested values, bounds.
+        info = getattr(self.column, "info", None) or {}
+        out.update({k: info[k] for k in SCHEMA_INFO_KEYS if k in info})
+        default = getattr(getattr(self.column, "server_default", None), "arg", None)
+        if self.writable and isinstance(default, str) and self.kind == "string":
+            out["default"] = default  # what the database puts when a new feature leaves it out
         if self.nullable:
             out["type"] = [out["type"], "null"]
+            if "enum" in out:
+                out["enum"] = [*out["enum"], None]
         if not self.writable:
             out["readOnly"] = True
         return out
@@ -92,6 +104,21 @@ def _properties(layer: Layer) -> dict[str, Property]:
         if col.name == "id" or kind == "geometry":
             continue
         out[col.name] = Property(col.name, kind, bool(col.nullable), col.name in writable, col)
+    return out
+
+
+# Lookup tables whose keys are a property's only allowed values (enforced by a foreign key).
+VOCABULARY_TABLES = frozenset({"facility_types"})
+
+
+def vocabularies(conn: Connection, layer: Layer) -> dict[str, list[str]]:
+    """Allowed values of the properties that reference a vocabulary table (e.g. type_code: school, ...)."""
+    out = {}
+    for name, prop in properties(layer).items():
+        for fk in getattr(prop.column, "foreign_keys", ()):
+            if fk.column.table.name in VOCABULARY_TABLES:
+                table = f"{fk.column.table.schema}.{fk.column.table.name}"
+                out[name] = list(conn.execute(text(f"SELECT {fk.column.name} FROM {table} ORDER BY 1")).scalars())
     return out
 
 

@@ -1,12 +1,13 @@
 """The layer registry: each collection described once.
 
 The OGC API, tiles, the map client's layer panel and forms, exports, access checks
-and ingest all read this. Adding a layer is adding an entry here and a migration.
+and ingest all read this (how a layer is drawn: `layers.styles`).
+Adding a layer is adding an entry here and a migration.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import Table
 
@@ -36,7 +37,6 @@ class Layer:
     description: str = ""
     min_zoom: int = 0
     max_zoom: int = 22
-    style: dict = field(default_factory=dict)
     # OGC API numberMatched: "exact", "estimated" (planner), "off", or "auto" (exact up to 100,000 matches).
     number_matched: str = "auto"
 

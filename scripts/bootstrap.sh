@@ -9,6 +9,9 @@ EXTRAS=""
 [ "${1:-}" = "--dev" ] && EXTRAS="[dev]"
 
 need=(python3-venv)
+# The map client's packages come from npm (web/package-lock.json); the browser tests drive Debian's Chromium.
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+[ "${1:-}" = "--dev" ] && need+=(chromium)
 # An external database (CDT_DATABASE_URL) needs no local PostgreSQL server.
 if [ -z "${CDT_DATABASE_URL:-}" ]; then
   need+=(postgresql-15 postgresql-15-postgis-3 postgresql-15-pgrouting)
@@ -46,4 +49,17 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     exit 1
   fi
   echo "$want" > "$stamp"
+fi
+
+# The map client: its pinned front-end packages, installed again only when the lock file changes.
+web_stamp="web/node_modules/.cdt-installed"
+web_want="$(sha256sum web/package-lock.json | cut -d' ' -f1)"
+if [ ! -f "$web_stamp" ] || [ "$(cat "$web_stamp")" != "$web_want" ]; then
+  echo "installing the map client's packages (npm ci in web/)"
+  if ! (cd web && npm ci --no-audit --no-fund --loglevel=error) >.venv/npm-install.log 2>&1; then
+    tail -40 .venv/npm-install.log >&2
+    echo "npm ci failed; full log in .venv/npm-install.log" >&2
+    exit 1
+  fi
+  echo "$web_want" > "$web_stamp"
 fi

@@ -186,3 +186,11 @@ def live_server(wsgi_app, name: str) -> Iterator[str]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item (`item.rep_call`), e.g. for a screenshot on failure."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

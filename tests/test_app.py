@@ -34,7 +34,7 @@ def test_health_fails_when_database_unreachable():
 
 
 def test_landing_html_names_territories_and_layers(client):
-    resp = client.get("/", headers={"Accept": "text/html"})
+    resp = client.get("/?f=html")
     assert resp.status_code == 200 and resp.mimetype == "text/html"
     page = resp.get_data(as_text=True)
     for text in ("г Вологда", "г Екатеринбург", "г Новочебоксарск", "buildings", "25,324", "street_edges"):

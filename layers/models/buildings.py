@@ -16,6 +16,9 @@ class Building(Versioned, SourceKeyed, Base):
         CheckConstraint("floors IS NULL OR floors BETWEEN 0 AND 200", name="floors"),
         CheckConstraint("residents IS NULL OR residents >= 0", name="residents"),
         Index("ix_buildings_geom", "geom", postgresql_using="gist"),
+        # Search box (migration 0006): ILIKE '%word%' and similarity ranking.
+        Index("ix_buildings_address_trgm", "address", postgresql_using="gin",
+              postgresql_ops={"address": "gin_trgm_ops"}),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -26,6 +26,9 @@ class Parcel(Versioned, SourceKeyed, Base):
     __table_args__ = (
         CheckConstraint(f"cadastral_number ~ '{CADASTRAL_NUMBER_PATTERN}'", name="cadastral_number_format"),
         Index("ix_parcels_geom", "geom", postgresql_using="gist"),
+        # Search box (migration 0006): prefix search by cadastral number under any collation.
+        Index("ix_parcels_cadastral_number_prefix", "cadastral_number",
+              postgresql_ops={"cadastral_number": "text_pattern_ops"}),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

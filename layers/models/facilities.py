@@ -27,6 +27,10 @@ class Facility(Versioned, SourceKeyed, Base):
         UniqueConstraint("source", "source_id"),
         CheckConstraint("capacity IS NULL OR capacity >= 0", name="capacity"),
         Index("ix_facilities_geom", "geom", postgresql_using="gist"),
+        # Search box (migration 0006): ILIKE '%word%' and similarity ranking.
+        Index("ix_facilities_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
+        Index("ix_facilities_address_trgm", "address", postgresql_using="gin",
+              postgresql_ops={"address": "gin_trgm_ops"}),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

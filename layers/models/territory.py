@@ -24,6 +24,8 @@ class Territory(Versioned, Base):
         CheckConstraint(f"level IN ({', '.join(repr(v) for v in TERRITORY_LEVELS)})", name="level"),
         CheckConstraint(r"oktmo ~ '^\d{8}(\d{3})?$'", name="oktmo_format"),
         Index("ix_territories_boundary", "boundary", postgresql_using="gist"),
+        # Search box (migration 0006): ILIKE '%word%' and similarity ranking.
+        Index("ix_territories_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,0 +1,94 @@
+// Two languages: Russian for the officials and residents the platform is for, English for everyone else.
+const STRINGS = {
+  en: {
+    "app.name": "CDT", "panel.toggle": "Layers and tools", "search.label": "Search",
+    "search.placeholder": "Address, cadastral number, facility, territory", "search.none": "Nothing found",
+    "territory.label": "Zoom to territory", "tab.layers": "Layers", "tab.edit": "Edit",
+    "basemap.offline": "CDT base map (offline)", "basemap.online": "Online base map", "basemap.none": "No base map",
+    "layer.zoomIn": "zoom in to see", "layer.legend": "Legend", "layer.features": "features",
+    "balance.title": "Territory balance (functional zones, ha)",
+    "login": "Sign in", "logout": "Sign out", "login.title": "Sign in to CDT", "login.login": "Login",
+    "login.password": "Password", "login.failed": "Wrong login or password", "cancel": "Cancel", "close": "Close",
+    "citizen": "Public access", "role.federal": "federal", "role.regional": "regional", "role.municipal": "municipal",
+    "role.agency": "agency", "role.analyst": "analyst", "role.enterprise": "enterprise",
+    "popup.loading": "Loading…", "other": "other", "no value": "no value",
+    "edit.layer": "Layer to edit", "edit.start": "Start editing", "edit.stop": "Stop editing",
+    "edit.save": "Save", "edit.undo": "Undo", "edit.redo": "Redo", "edit.discard": "Discard changes",
+    "edit.pending": "{n} unsaved change(s)", "edit.none": "No unsaved changes",
+    "edit.help": "Draw with the tools on the map; click a feature to edit its attributes. Snapping to buildings, parcels and zones is on.",
+    "edit.zoomIn": "Zoom in to level {z} or more to edit (the features of the view are loaded).",
+    "edit.selfIntersection": "The geometry intersects itself: fix it before saving.",
+    "edit.saved": "Saved {n} change(s)", "edit.form": "Attributes", "edit.history": "History",
+    "edit.required": "Required", "edit.mustBeInt": "Must be a whole number", "edit.mustBeNumber": "Must be a number",
+    "edit.min": "Must be at least {v}", "edit.max": "Must be at most {v}", "edit.oneOf": "Choose one of the values",
+    "edit.tooLong": "At most {v} characters", "edit.fixForm": "Fix the highlighted fields first",
+    "edit.server": "The server refused it: {msg}", "edit.newFeature": "new feature",
+    "conflict.title": "Somebody changed this feature after you opened it",
+    "conflict.text": "Feature {id} of {layer} is now at version {v}. Compare and choose:",
+    "conflict.field": "Field", "conflict.start": "When you opened it", "conflict.theirs": "Now on the server",
+    "conflict.mine": "Yours", "conflict.reload": "Reload theirs (drop my change)",
+    "conflict.overwrite": "Overwrite with mine", "conflict.geometry": "geometry",
+    "conflict.changed": "changed", "conflict.same": "unchanged",
+    "history.title": "History of {layer} {id}", "history.revert": "Revert to this version",
+    "history.reverted": "Reverted to version {v}", "history.by": "by", "history.empty": "No history",
+    "history.confirm": "Make version {v} current again?",
+    "error.network": "The server cannot be reached", "error.generic": "Something went wrong: {msg}",
+  },
+  ru: {
+    "app.name": "ЦДГ", "panel.toggle": "Слои и инструменты", "search.label": "Поиск",
+    "search.placeholder": "Адрес, кадастровый номер, объект, территория", "search.none": "Ничего не найдено",
+    "territory.label": "К территории", "tab.layers": "Слои", "tab.edit": "Редактирование",
+    "basemap.offline": "Подложка CDT (офлайн)", "basemap.online": "Онлайн-подложка", "basemap.none": "Без подложки",
+    "layer.zoomIn": "приблизьте карту", "layer.legend": "Легенда", "layer.features": "объектов",
+    "balance.title": "Баланс территории (функциональные зоны, га)",
+    "login": "Войти", "logout": "Выйти", "login.title": "Вход в CDT", "login.login": "Логин",
+    "login.password": "Пароль", "login.failed": "Неверный логин или пароль", "cancel": "Отмена", "close": "Закрыть",
+    "citizen": "Публичный доступ", "role.federal": "федеральный", "role.regional": "региональный",
+    "role.municipal": "муниципальный", "role.agency": "ведомство", "role.analyst": "аналитик",
+    "role.enterprise": "предприятие", "popup.loading": "Загрузка…", "other": "прочие", "no value": "нет значения",
+    "edit.layer": "Слой для редактирования", "edit.start": "Начать редактирование", "edit.stop": "Закончить",
+    "edit.save": "Сохранить", "edit.undo": "Отменить", "edit.redo": "Повторить", "edit.discard": "Сбросить изменения",
+    "edit.pending": "Несохранённых изменений: {n}", "edit.none": "Нет несохранённых изменений",
+    "edit.help": "Рисуйте инструментами на карте; щёлкните объект, чтобы изменить атрибуты. Привязка к зданиям, участкам и зонам включена.",
+    "edit.zoomIn": "Приблизьте карту до уровня {z} или больше (загружаются объекты видимой области).",
+    "edit.selfIntersection": "Геометрия самопересекается: исправьте перед сохранением.",
+    "edit.saved": "Сохранено изменений: {n}", "edit.form": "Атрибуты", "edit.history": "История",
+    "edit.required": "Обязательное поле", "edit.mustBeInt": "Нужно целое число", "edit.mustBeNumber": "Нужно число",
+    "edit.min": "Не меньше {v}", "edit.max": "Не больше {v}", "edit.oneOf": "Выберите значение из списка",
+    "edit.tooLong": "Не более {v} символов", "edit.fixForm": "Исправьте выделенные поля",
+    "edit.server": "Сервер отклонил изменение: {msg}", "edit.newFeature": "новый объект",
+    "conflict.title": "Объект изменили после того, как вы его открыли",
+    "conflict.text": "Объект {id} слоя «{layer}» теперь в версии {v}. Сравните и выберите:",
+    "conflict.field": "Поле", "conflict.start": "Когда вы открыли", "conflict.theirs": "Сейчас на сервере",
+    "conflict.mine": "Ваше", "conflict.reload": "Загрузить их версию (мои правки отбросить)",
+    "conflict.overwrite": "Перезаписать моей версией", "conflict.geometry": "геометрия",
+    "conflict.changed": "изменена", "conflict.same": "не изменена",
+    "history.title": "История: {layer} {id}", "history.revert": "Вернуть эту версию",
+    "history.reverted": "Возвращена версия {v}", "history.by": "автор", "history.empty": "Истории нет",
+    "history.confirm": "Сделать версию {v} текущей?",
+    "error.network": "Сервер недоступен", "error.generic": "Ошибка: {msg}",
+  },
+};
+
+let lang = localStorage.getItem("cdt.lang") || (navigator.language || "en").slice(0, 2);
+if (!STRINGS[lang]) lang = "en";
+
+export function currentLang() { return lang; }
+
+export function setLang(value) {
+  lang = STRINGS[value] ? value : "en";
+  localStorage.setItem("cdt.lang", lang);
+}
+
+export function t(key, vars = {}) {
+  const text = STRINGS[lang][key] ?? STRINGS.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ""));
+}
+
+// Static texts of index.html carry data-i18n (text), data-i18n-title and data-i18n-placeholder.
+export function translatePage(root = document) {
+  document.documentElement.lang = lang;
+  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle);
+  for (const el of root.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
+}
