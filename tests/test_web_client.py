@@ -222,7 +222,7 @@ def draw_square(page: Page, lat: float, lon: float, half_px: int = 60) -> None:
         page.page.mouse.click(cx, cy)
         page.page.wait_for_timeout(80)
     # Leaflet-Geoman's Finish action closes the ring (snapping may have moved the first vertex off the cursor)
-    page.page.click(".leaflet-pm-actions-container .action-finish")
+    page.page.click(".leaflet-pm-actions-container .action-finish:visible")
     page.page.wait_for_selector("#feature-form")
 
 
@@ -468,3 +468,121 @@ def test_phone_layout_and_keyboard(make_page):
         desk.page.keyboard.press("Tab")
         focused.append(desk.js("document.activeElement.id || document.activeElement.tagName"))
     assert {"panel-toggle", "search-input", "territory-select", "login-btn"} <= set(focused), focused
+
+
+def test_move_reshape_cut_and_delete(make_page, engine, vologda_spot):
+    """Each Geoman tool, with the mouse, saved through the API and checked in PostGIS."""
+    lat, lon = vologda_spot[0] - 0.03, vologda_spot[1] + 0.03
+    name = f"Tools {uuid.uuid4().hex[:8]}"
+    page = make_page().open()
+    page.login("vologda_city")
+    start_editing(page, lat, lon)
+    draw_square(page, lat, lon, half_px=90)
+    page.page.fill("#f-zone_type", "business")
+    page.page.fill("#f-name", name)
+    page.page.click("#edit-save")
+    page.page.wait_for_selector("#edit-message .message.ok", timeout=15000)
+
+    def geom(sql: str):
+        return scalar(engine, f"SELECT {sql} FROM cdt.{FZ} WHERE name = :n", n=name)
+
+    x0 = geom("ST_X(ST_Centroid(geom))")
+    x, y = page.map_point(lat, lon)
+    mouse = page.page.mouse
+
+    # move: drag mode, drag the polygon 120 px east
+    page.page.click(".leaflet-pm-icon-drag")
+    mouse.move(x, y + 30)
+    mouse.down()
+    for step in range(1, 13):
+        mouse.move(x + 10 * step, y + 30)
+    mouse.up()
+    page.page.click(".leaflet-pm-icon-drag")  # leave drag mode
+    assert page.page.locator("#edit-pending").get_attribute("data-pending") == "1"
+    page.page.click("#edit-save")
+    page.page.wait_for_selector("#edit-message .message.ok", timeout=15000)
+    moved = geom("ST_X(ST_Centroid(geom))")
+    metres_per_px = scalar(engine, "SELECT 156543.03 * cos(radians(:lat)) / 2 ^ 16", lat=lat)
+    assert abs((moved - x0) * 111320 * scalar(engine, "SELECT cos(radians(:lat))", lat=lat)
+               - 120 * metres_per_px) < 20 * metres_per_px
+    page.shot("moved")
+
+    # cut: a hole in the middle of the moved polygon
+    x, y = page.map_point(lat, lon)
+    x += 120
+    page.page.click(".leaflet-pm-icon-cut")
+    for cx, cy in ((x - 30, y - 30), (x + 30, y - 30), (x + 30, y + 30), (x - 30, y + 30)):
+        mouse.click(cx, cy)
+        page.page.wait_for_timeout(80)
+    page.page.click(".leaflet-pm-actions-container .action-finish:visible")
+    page.page.wait_for_timeout(200)
+    page.page.click("#edit-save")
+    page.page.wait_for_selector("#edit-message .message.ok", timeout=15000)
+    assert geom("ST_NumInteriorRings(ST_GeometryN(geom, 1))") == 1
+    page.shot("cut")
+
+    # reshape: edit mode, drag the north-east corner vertex 40 px further out
+    area = geom("area_m2")
+    page.page.click(".leaflet-pm-icon-edit")
+    corner = page.js("""([name]) => {
+        const item = [...cdt.editor.items.values()].find(i => i.properties.name === name);
+        const ne = item.layer.getLatLngs().flat(Infinity).reduce((a, b) => (b.lat + b.lng > a.lat + a.lng ? b : a));
+        const p = cdt.map.latLngToContainerPoint(ne);
+        return [p.x, p.y];
+    }""", [name])
+    box = page.page.locator("#map").bounding_box()
+    mouse.move(box["x"] + corner[0], box["y"] + corner[1])
+    mouse.down()
+    for step in range(1, 9):
+        mouse.move(box["x"] + corner[0] + 5 * step, box["y"] + corner[1] - 5 * step)
+    mouse.up()
+    page.page.click(".leaflet-pm-icon-edit")
+    page.page.click("#edit-save")
+    page.page.wait_for_selector("#edit-message .message.ok", timeout=15000)
+    assert geom("area_m2") > area * 1.05
+    page.shot("reshaped")
+
+    # delete: removal mode, click the polygon (outside its hole)
+    fid = geom("id")
+    x, y = page.map_point(lat, lon)
+    page.page.click(".leaflet-pm-icon-delete")
+    mouse.click(x + 120 - 70, y)
+    page.page.click(".leaflet-pm-icon-delete")
+    assert page.page.locator("#edit-pending").get_attribute("data-pending") == "1"
+    page.page.click("#edit-save")
+    page.page.wait_for_selector("#edit-message .message.ok", timeout=15000)
+    assert scalar(engine, f"SELECT count(*) FROM cdt.{FZ} WHERE id = :i", i=fid) == 0
+    ops = [r[0] for r in engine.connect().execute(text(
+        "SELECT operation FROM cdt.history WHERE collection = :c AND feature_id = :f ORDER BY id"),
+        {"c": FZ, "f": str(fid)})]
+    assert [o.lower() for o in ops] == ["insert", "update", "update", "update", "delete"]
+    page.shot("deleted")
+    assert page.errors == []
+
+
+def test_drawing_snaps_to_a_buildings_vertex(make_page, engine, vologda_spot):
+    lat, lon = vologda_spot
+    # a corner of the building nearest the spot, with no other building vertex within 10 m of it
+    corner = engine.connect().execute(text("""
+        WITH b AS (SELECT geom FROM cdt.buildings ORDER BY geom <-> ST_SetSRID(ST_MakePoint(:x, :y), 4326) LIMIT 1),
+             v AS (SELECT (ST_DumpPoints(geom)).geom AS p FROM b)
+        SELECT ST_Y(p), ST_X(p) FROM v WHERE NOT EXISTS (
+            SELECT 1 FROM cdt.buildings o WHERE NOT ST_Equals(o.geom, (SELECT geom FROM b))
+            AND ST_DWithin(o.geom::geography, v.p::geography, 10)) LIMIT 1"""), {"x": lon, "y": lat}).one()
+    page = make_page().open()
+    page.login("vologda_city")
+    start_editing(page, corner[0], corner[1], 17)
+    page.wait_js("cdt.editor.guides.getLayers().length > 0 && cdt.editor.guides.getLayers()"
+                 ".some(g => g.getLayers().length > 0)")
+    x, y = page.map_point(corner[0], corner[1])
+    page.page.click(".leaflet-pm-icon-polygon")
+    for cx, cy in ((x + 6, y + 5), (x + 150, y + 40), (x + 60, y + 160)):  # the first click 8 px off the corner
+        page.page.mouse.move(cx - 2, cy - 2)
+        page.page.mouse.click(cx, cy)
+        page.page.wait_for_timeout(80)
+    page.page.click(".leaflet-pm-actions-container .action-finish:visible")
+    page.page.wait_for_selector("#feature-form")
+    first = page.js("(() => { const l = [...cdt.editor.items.values()].find(i => i.id === null).layer;"
+                    " const p = l.getLatLngs().flat(Infinity)[0]; return [p.lat, p.lng]; })()")
+    assert first == pytest.approx([corner[0], corner[1]], abs=1e-9), "the vertex lies exactly on the corner"
+    page.shot("snapped")

@@ -131,6 +131,7 @@ export class LayerManager {
       getFeatureId: (f) => f.properties.id,
     });
     grid.once("tileload", () => { performance.mark("cdt:first-overlay-tile"); });
+    grid.on("load", () => { performance.mark(`cdt:overlay-loaded:${def.id}`); });
     grid.on("click", (e) => {
       L.DomEvent.stop(e);
       this.openFeature(def.id, e.layer.properties.id, e.latlng);
