@@ -8,6 +8,7 @@ from layers.models.cadastre import CADASTRAL_NUMBER_PATTERN, LandCategory, Parce
 from layers.models.facilities import Facility, FacilityType
 from layers.models.history import History
 from layers.models.ingest_log import IngestRun
+from layers.models.jobs import JOB_STATUSES, Job
 from layers.models.masterplan import FunctionalZone, PlannedFacility, ZoningZone
 from layers.models.network import StreetEdge, StreetNode
 from layers.models.norms import PlanningNorm
@@ -19,7 +20,7 @@ from layers.models.utilities import UtilityLine, UtilityNode
 __all__ = [
     "ApiToken", "AuditEntry", "Grant", "User",
     "SCHEMA", "SRID", "Base", "Building", "CADASTRAL_NUMBER_PATTERN", "Facility", "FacilityType",
-    "FunctionalZone", "History", "IngestRun", "LandCategory", "Parcel", "PlannedFacility", "PlanningNorm", "Railway",
+    "FunctionalZone", "History", "IngestRun", "JOB_STATUSES", "Job", "LandCategory", "Parcel", "PlannedFacility", "PlanningNorm", "Railway",
     "RowCount",
     "StreetEdge", "StreetNode", "TERRITORY_LEVELS", "Territory", "TileCache", "UtilityLine", "UtilityNode",
     "WaterBody", "ZoningZone",
