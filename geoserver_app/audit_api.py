@@ -5,6 +5,7 @@ Federal users read all of it; every other signed-in user reads the entries about
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from flask import Blueprint
@@ -50,7 +51,7 @@ def audit_log():
             raise InvalidParameterValue(f"since: '{since}' is not an RFC 3339 date-time") from None
         clauses.append("at >= :since")
     raw_limit = single("limit") or "100"
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+    if not re.fullmatch(r"[0-9]{1,4}", raw_limit) or not 1 <= int(raw_limit) <= 1000:  # "²".isdigit() is True
         raise InvalidParameterValue("limit must be a whole number from 1 to 1000")
     where = " WHERE " + " AND ".join(clauses) if clauses else ""
     with reader().connect() as conn:

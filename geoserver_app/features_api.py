@@ -232,11 +232,10 @@ def _number_matched_mode(layer: Layer) -> str:
            parameters=[P_F], responses={"200": doc_response("The conformance classes")})
 def conformance():
     check_params(["f"])
-    try:
-        from geoserver_app.tiles_api import CONFORMANCE as TILES
-    except ImportError:  # tiles not installed in this build
-        TILES = []
-    body = {"conformsTo": CONFORMANCE + TILES}
+    from geoserver_app.processes_api import CONFORMANCE as PROCESSES
+    from geoserver_app.tiles_api import CONFORMANCE as TILES
+
+    body = {"conformsTo": CONFORMANCE + TILES + PROCESSES}
     if negotiate() == HTML:
         return html.page("Conformance", "conformance.html", body=body)
     return json_response(body)
@@ -626,7 +625,7 @@ def item_history(collectionId: str, featureId: str):
 def item_revert(collectionId: str, featureId: str, version: str):
     check_params(["f"])
     layer = layer_of(collectionId)
-    if not version.isdigit():
+    if not re.fullmatch(r"[0-9]{1,9}", version):  # not isdigit(): "²" is a digit int() refuses
         raise NotFound(f"no version '{version}'")
     with transaction(engine(), actor()) as conn:
         edits.revert(conn, layer, featureId, int(version), if_match_tag(featureId), principal())

@@ -27,7 +27,7 @@ CORS_PREFLIGHT = [("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS"),
                   ("Access-Control-Allow-Headers", "Accept, If-None-Match, Content-Type"),
                   ("Access-Control-Max-Age", "3600")]
 NON_PUBLIC = {layer.name for layer in registry.all_layers() if layer.access != "public"}
-PRIVATE_PREFIXES = ("/auth", "/login", "/logout", "/audit", "/admin")
+PRIVATE_PREFIXES = ("/auth", "/login", "/logout", "/audit", "/admin", "/jobs")
 
 
 def public_read(path: str, method: str) -> bool:

@@ -75,6 +75,10 @@ def _links() -> list[dict]:
          "type": "application/json", "title": "Tile matrix sets"},
         {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", "href": f"{root}/tiles",
          "type": "application/json", "title": "Base map vector tiles"},
+        {"rel": "http://www.opengis.net/def/rel/ogc/1.0/processes", "href": f"{root}/processes",
+         "type": "application/json", "title": "Processes (OGC API Processes)"},
+        {"rel": "http://www.opengis.net/def/rel/ogc/1.0/job-list", "href": f"{root}/jobs", "type": "application/json",
+         "title": "Jobs"},
         {"rel": "service-status", "href": f"{root}/health", "type": "application/json", "title": "Health"},
     ]
 

@@ -108,3 +108,12 @@ register(Layer("water", "Water", models.WaterBody, "geom", None))
 register(Layer("railways", "Railways", models.Railway, "geom", "LINESTRING"))
 register(Layer("planning_norms", "Planning norms", models.PlanningNorm, None, None, geometry_required=False,
                natural_key=("region_oktmo", "type_code", "context")))
+# Analysis results (spatial/results.py, recomputed by the `analysis-layers` process): read-only layers.
+register(Layer("walk_access", "Accessibility on foot (results)", models.WalkAccess, "geom", "MULTIPOLYGON",
+               natural_key=("building_id",), min_zoom=12,
+               description="Walking minutes from each residential building to the nearest kindergarten, school, "
+                           "polyclinic, pharmacy, stop and park, and its 15-minute score (0-100)"))
+register(Layer("service_provision", "Service provision by planning norms (results)", models.ServiceProvision,
+               "geom", "POLYGON", natural_key=("facility_type", "territory_id", "hex"),
+               description="Demand by norms, served demand and deficit (places) per hexagonal district and "
+                           "facility type"))

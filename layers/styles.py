@@ -41,6 +41,12 @@ UTILITY_COLOURS = {"heat": "#d62728", "power": "#ff7f0e", "gas": "#bcbd22", "wat
 UTILITY_LABELS_RU = {"heat": "Теплосеть", "power": "Электросеть", "gas": "Газопровод", "water": "Водопровод",
                      "sewer": "Канализация"}
 STATUS_LABELS_RU = {"existing": "Существующий", "planned": "Планируемый", "reconstruction": "Реконструкция"}
+# 15-minute score (share of daily needs within 15 minutes on foot), red to green.
+SCORE_CLASSES = ((0, 19.99, "0–20", "#d7191c"), (20, 39.99, "20–40", "#fdae61"), (40, 59.99, "40–60", "#ffffbf"),
+                 (60, 79.99, "60–80", "#a6d96a"), (80, 100, "80–100", "#1a9641"))
+# Deficit of places per district: none, then growing.
+DEFICIT_CLASSES = ((-1e9, 0.5, "0", "#edf8e9"), (0.5, 50, "1–50", "#fcbba1"), (50, 200, "50–200", "#fb6a4a"),
+                   (200, 500, "200–500", "#de2d26"), (500, 1e9, "500+", "#a50f15"))
 FLOOR_CLASSES = ((0, 2, "1–2", "#fee8c8"), (3, 5, "3–5", "#fdbb84"), (6, 9, "6–9", "#fc8d59"),
                  (10, 16, "10–16", "#e34a33"), (17, 200, "17+", "#b30000"))
 
@@ -84,6 +90,14 @@ def _static_styles() -> dict[str, dict]:
         "zoning_zones": {"kind": "fill", "color": "#37474f", "opacity": 0.35, "weight": 1, "label": "zone_code",
                          "by": _categories("zone_code", [(p, en, ru, c) for p, en, ru, c in ZONING_PREFIXES],
                                            match="prefix")},
+        "walk_access": {"kind": "fill", "color": "#555555", "opacity": 0.85, "weight": 0.3,
+                        "by": {"property": "score_15min", "type": "graduated", "other": "#bdbdbd",
+                               "classes": [{"min": lo, "max": hi, "label": lab, "color": c}
+                                           for lo, hi, lab, c in SCORE_CLASSES]}},
+        "service_provision": {"kind": "fill", "color": "#7f0000", "opacity": 0.6, "weight": 0.5,
+                              "by": {"property": "deficit", "type": "graduated", "other": "#f0f0f0",
+                                     "classes": [{"min": lo, "max": hi, "label": lab, "color": c}
+                                                 for lo, hi, lab, c in DEFICIT_CLASSES]}},
         "water": {"kind": "fill", "color": "#4a90c2", "fill": "#a6cee3", "opacity": 0.9, "weight": 1, "label": "name"},
         "railways": {"kind": "line", "color": "#424242", "weight": 2, "dash": "8 4", "label": "name"},
     }

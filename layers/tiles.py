@@ -51,6 +51,9 @@ PROPERTIES: dict[str, tuple[str, ...]] = {
     "zoning_zones": ("id", "zone_code", "name", "max_floors"),
     "water": ("id", "name"),
     "railways": ("id", "name"),
+    "walk_access": ("id", "building_id", "score_15min", "kindergarten_min", "school_min", "polyclinic_min",
+                    "pharmacy_min", "residents"),
+    "service_provision": ("id", "facility_type", "deficit", "demand", "served", "covered_share"),
 }
 
 # Which features a full tile keeps: the largest first, so low zooms show the landmarks (then by id,

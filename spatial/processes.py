@@ -20,6 +20,7 @@ dict with one entry per declared output. Errors: raise layers.errors.InvalidPara
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -105,7 +106,19 @@ _TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool
 
 
 def _check(name: str, value: object, schema: dict) -> object:
+    if "oneOf" in schema:
+        errors = []
+        for option in schema["oneOf"]:
+            try:
+                return _check(name, value, option)
+            except InvalidParameterValue as exc:
+                errors.append(exc.detail)
+        raise InvalidParameterValue(f"input '{name}' matches none of its forms: {'; or '.join(errors)}")
     kind = schema.get("type")
+    if isinstance(kind, list):  # e.g. ["number", "null"]
+        if value is None and "null" in kind:
+            return value
+        kind = next((k for k in kind if k != "null"), None)
     if kind and not (isinstance(value, _TYPES[kind]) and not (kind in ("integer", "number")
                                                                and isinstance(value, bool))):
         raise InvalidParameterValue(f"input '{name}' must be {kind}, got {value!r}")
@@ -116,6 +129,12 @@ def _check(name: str, value: object, schema: dict) -> object:
         raise InvalidParameterValue(f"input '{name}' must be at least {schema['minimum']}, got {value}")
     if "maximum" in schema and value > schema["maximum"]:
         raise InvalidParameterValue(f"input '{name}' must be at most {schema['maximum']}, got {value}")
+    if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
+        raise InvalidParameterValue(f"input '{name}' must be more than {schema['exclusiveMinimum']}, got {value}")
+    if kind == "array" and "minItems" in schema and len(value) < schema["minItems"]:
+        raise InvalidParameterValue(f"input '{name}' takes at least {schema['minItems']} items")
+    if kind == "string" and "pattern" in schema and not re.fullmatch(schema["pattern"], value):
+        raise InvalidParameterValue(f"input '{name}' does not match {schema['pattern']}: {value!r}")
     if kind == "array":
         if "maxItems" in schema and len(value) > schema["maxItems"]:
             raise InvalidParameterValue(f"input '{name}' takes at most {schema['maxItems']} items")

@@ -22,6 +22,9 @@ from geoserver_app.config import PROJECT_ROOT, Config
 from geoserver_app.embedded_pg import drop_database, ensure_database
 from layers.db import engine_for, migrate
 
+# The browser tests' fixtures (a live server, Chromium, watched pages).
+pytest_plugins = ["tests.browser"]
+
 DATA = PROJECT_ROOT / "data"
 
 

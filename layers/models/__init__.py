@@ -12,6 +12,7 @@ from layers.models.jobs import JOB_STATUSES, Job
 from layers.models.masterplan import FunctionalZone, PlannedFacility, ZoningZone
 from layers.models.network import StreetEdge, StreetNode
 from layers.models.norms import PlanningNorm
+from layers.models.results import WALK_TYPES, ServiceProvision, WalkAccess
 from layers.models.row_counts import RowCount
 from layers.models.territory import TERRITORY_LEVELS, Territory
 from layers.models.tile_cache import TileCache
@@ -20,8 +21,9 @@ from layers.models.utilities import UtilityLine, UtilityNode
 __all__ = [
     "ApiToken", "AuditEntry", "Grant", "User",
     "SCHEMA", "SRID", "Base", "Building", "CADASTRAL_NUMBER_PATTERN", "Facility", "FacilityType",
-    "FunctionalZone", "History", "IngestRun", "JOB_STATUSES", "Job", "LandCategory", "Parcel", "PlannedFacility", "PlanningNorm", "Railway",
-    "RowCount",
+    "FunctionalZone", "History", "IngestRun", "JOB_STATUSES", "Job",
+    "LandCategory", "Parcel", "PlannedFacility", "PlanningNorm", "Railway",
+    "RowCount", "ServiceProvision", "WALK_TYPES", "WalkAccess",
     "StreetEdge", "StreetNode", "TERRITORY_LEVELS", "Territory", "TileCache", "UtilityLine", "UtilityNode",
     "WaterBody", "ZoningZone",
 ]

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from layers.models.base import Base
 
 JOB_STATUSES = ("accepted", "running", "successful", "failed", "dismissed")
+RESPONSES = ("document", "raw")  # how GET /jobs/{id}/results answers (the execute request's "response")
 
 
 class Job(Base):
@@ -19,6 +20,7 @@ class Job(Base):
     __table_args__ = (
         CheckConstraint(f"status IN ({', '.join(repr(s) for s in JOB_STATUSES)})", name="status"),
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress"),
+        CheckConstraint(f"response IN ({', '.join(repr(r) for r in RESPONSES)})", name="response"),
         Index("ix_jobs_created_by", "created_by"),
     )
 
@@ -28,6 +30,7 @@ class Job(Base):
     progress: Mapped[float] = mapped_column(Float, nullable=False, server_default="0")
     message: Mapped[str | None] = mapped_column(Text)
     inputs: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    response: Mapped[str] = mapped_column(Text, nullable=False, server_default="document")
     results: Mapped[dict | None] = mapped_column(JSONB)
     error: Mapped[dict | None] = mapped_column(JSONB)
     created_by: Mapped[str] = mapped_column(Text, nullable=False)  # the actor, e.g. user:vologda_city

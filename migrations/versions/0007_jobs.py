@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("progress", sa.Float(), server_default="0", nullable=False),
         sa.Column("message", sa.Text(), nullable=True),
         sa.Column("inputs", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("response", sa.Text(), server_default="document", nullable=False),
         sa.Column("results", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("error", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("created_by", sa.Text(), nullable=False),
@@ -35,6 +36,7 @@ def upgrade() -> None:
         sa.CheckConstraint("status IN ('accepted', 'running', 'successful', 'failed', 'dismissed')",
                            name=op.f("ck_jobs_status")),
         sa.CheckConstraint("progress BETWEEN 0 AND 100", name=op.f("ck_jobs_progress")),
+        sa.CheckConstraint("response IN ('document', 'raw')", name=op.f("ck_jobs_response")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
         schema="cdt",
     )

@@ -5,6 +5,7 @@ import { whoAmI, renderUser } from "./auth.js";
 import { LayerManager } from "./layers.js";
 import { initSearch } from "./search.js";
 import { Editor } from "./editor.js";
+import { Analysis } from "./analysis.js";
 
 // leaflet.vectorgrid 1.3 calls L.DomEvent.fakeStop, which Leaflet 1.8 removed; this is what it did.
 if (!L.DomEvent.fakeStop) L.DomEvent.fakeStop = (e) => { e._stopped = true; };
@@ -65,6 +66,7 @@ async function loadSession(first = false) {
   }
   app.layers.config = app.config;
   app.editor.configure(app.config, app.me);
+  app.analysis.configure(app.config, app.me);
   await app.layers.build();
 }
 
@@ -105,6 +107,7 @@ async function main() {
   app.layers = new LayerManager(map, null);
   map.on("zoomend", () => app.layers.updateZoomNotes());
   app.editor = new Editor(app);
+  app.analysis = new Analysis(app);
   initSearch(app);
   await loadSession(true);
   performance.mark("cdt:ready");
