@@ -5,9 +5,11 @@
 Database: CDT_DATABASE_URL, else the embedded dev database (`cdt db url`), with the demo loaded and migration
 0008 applied. Printed, medians of --rounds runs (min/max in brackets):
 
-- the whole service call, cold (a new engine: new connections, nothing cached client-side) and warm;
-- its stages, once warm: norms + buildings + snapping (SQL), facilities, walking distances (network load +
-  Dijkstra), LP, hexagons;
+- the whole service call, cold (a new engine: new connections, and `spatial.access_service`'s cache of the walk
+  network and the buildings' snaps cleared, so it is loaded and snapped again) and warm;
+- its stages, once warm: norms + buildings (SQL), facilities (SQL), walk network + snaps (the cached network
+  and buildings' snaps of `spatial.access_service`, the facilities snapped), walking distances
+  (`spatial.accessibility.travel_times`), LP, hexagons;
 - the LP alone (HiGHS, two phases) against independent solvers on the very same instance:
   PuLP + CBC (the same two phases), scipy.optimize.linprog(method="highs-ipm") (two phases), and networkx
   max_flow_min_cost (integer network simplex: demand and capacity scaled to 1/1000 place, distances to
@@ -33,6 +35,7 @@ from sqlalchemy import text  # noqa: E402
 
 from layers.access import ANONYMOUS  # noqa: E402
 from layers.db import engine_for  # noqa: E402
+from spatial import access_service  # noqa: E402
 from spatial import needs_service as ns  # noqa: E402
 from spatial.needs import allocate  # noqa: E402
 
@@ -69,13 +72,16 @@ def instance(engine, facility_type: str, territory: str):
         b = ns._buildings(conn, ANONYMOUS, ids, territory)
         per_1000, radius, _ = ns._per_building_norms(norms, b, None, facility_type)
         demand = b.residents * per_1000 / 1000
-        stages["norms + buildings + snapping (SQL)"] = time.perf_counter() - t0
+        stages["norms + buildings (SQL)"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         f = ns._facilities(conn, ANONYMOUS, facility_type, b, float(radius.max()))
-        stages["facilities + snapping (SQL)"] = time.perf_counter() - t0
+        stages["facilities (SQL)"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        pairs = ns._pairs_within(conn, ANONYMOUS, b, f, radius)
-        stages["walking distances (edges SQL + Dijkstra)"] = time.perf_counter() - t0
+        network, b_snaps, f_snaps = ns._snapped(engine, ANONYMOUS, territory, b, f)
+        stages["walk network + snaps (cached) + facilities snapped"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pairs = ns._pairs_within(network, b_snaps, f_snaps, radius)
+        stages["walking distances (travel_times)"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         alloc = allocate(demand, f.capacity, pairs, residents=b.residents)
         stages["LP (HiGHS, 2 phases)"] = time.perf_counter() - t0
@@ -159,6 +165,7 @@ def main() -> None:
     call = lambda eng: ns.needs(eng, ANONYMOUS, args.type, args.territory)  # noqa: E731
 
     def cold():
+        access_service.clear_cache()
         eng = engine_for(url)
         try:
             return call(eng)
@@ -179,7 +186,7 @@ def main() -> None:
     stage_runs = [instance(engine, args.type, args.territory) for _ in range(args.rounds)]
     print("  stages (warm):")
     for name in stage_runs[0][0]:
-        print(f"    {name:44s} {fmt([r[0][name] for r in stage_runs])}")
+        print(f"    {name:50s} {fmt([r[0][name] for r in stage_runs])}")
     _, d, c, pairs, alloc = stage_runs[-1]
 
     print(f"LP alone on the same instance (n={len(d)}, m={len(c)}, pairs={len(pairs[0])}), {args.rounds} runs:")

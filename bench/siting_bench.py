@@ -3,9 +3,12 @@
     .venv/bin/python bench/siting_bench.py [--k 30] [--runs 3] [--facility-type school] [--grid-m 500]
                                            [--database-url URL]
 
-One instance, the same for both: Vologda demand (residents of residential buildings at their nearest street
-node, times the type's norm per 1,000) x grid candidates, walking network distances, no existing facilities
-(every one of the k sites is chosen). Pairs that the network does not connect cost BIG metres for both.
+One instance, the same for both: Vologda demand (residents of residential buildings, each snapped to its
+nearest walkable edge and aggregated to the nearer end node of it, times the type's norm per 1,000) x grid
+candidates (snapped to their edges the same way), door-to-site walking distances as the service computes them
+(`spatial.accessibility.travel_times` over `spatial.access_service`'s cached walk network, plus each node's
+mean door-to-node walk), no existing facilities (every one of the k sites is chosen). Pairs that the network
+does not connect cost BIG metres for both.
 Prints the median time of `--runs` runs of each, each objective, CDT's gap to spopt's proven optimum and to
 its own reported bound, and the speed ratio; then times CDT's MCLP and LSCP on the same instance. spopt's
 time includes building its PuLP model (its `from_cost_matrix` + `solve`), as CDT's includes building its own.
@@ -37,7 +40,8 @@ def instance(url: str, facility_type: str, grid_m: float) -> tuple[np.ndarray, n
     engine = create_engine(url)
     with engine.connect() as conn:
         norm = siting_service._norm(conn, facility_type, "19701000")
-        inst = siting_service._instance(conn, ANONYMOUS, facility_type, "19701000", "grid", grid_m, norm, None)
+        inst = siting_service._instance(engine, conn, ANONYMOUS, facility_type, "19701000", "grid", grid_m, norm,
+                                        None)
     cost = inst.cost[:, :inst.n_candidates]  # candidates only: no existing facility is open
     keep = np.isfinite(cost).any(axis=1)
     cost = np.where(np.isfinite(cost[keep]), cost[keep], BIG)

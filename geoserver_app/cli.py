@@ -231,6 +231,38 @@ def load_demo_cmd(config: Config) -> None:
     from layers.ingest.demo import load_demo
 
     load_demo(_engine(config), config.demo_data, _actor(), progress=True, echo=click.echo)
+    # The demo city's result layers (walking access, provision by norms), unless they are current.
+    _analyse(config, DEMO_TERRITORY, force=False)
+
+
+DEMO_TERRITORY = "19701000"
+
+
+def _analyse(config: Config, territory: str, force: bool) -> None:
+    import time
+
+    from layers.access import ANONYMOUS
+    from spatial.results import refresh, stale
+
+    engine = _engine(config)
+    if not force and not stale(engine, territory):
+        click.echo(f"result layers of {territory}: current")
+        return
+    started = time.perf_counter()
+    out = refresh(engine, ANONYMOUS, territory, _actor())
+    access = out["walk_access"]
+    click.echo(f"result layers of {territory}: walk_access {access['buildings']:,} buildings (median 15-minute "
+               f"score {access['median_score']:.0f}; not in the data: {', '.join(access['missing']) or 'none'}), "
+               + ", ".join(f"service_provision {k} deficit {v['deficit']:,.0f} places" for k, v in
+                           out["service_provision"].items()) + f" in {time.perf_counter() - started:.1f} s")
+
+
+@main.command()
+@click.option("--territory", default=DEMO_TERRITORY, show_default=True, help="OKTMO of the territory")
+@click.pass_obj
+def analyse(config: Config, territory: str) -> None:
+    """Recompute the result layers (walk_access, service_provision) of a territory."""
+    _analyse(config, territory, force=True)
 
 
 # --- accounts --------------------------------------------------------------------------------

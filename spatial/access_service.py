@@ -243,6 +243,45 @@ def _buildings(conn: Connection, engine: Engine, principal: Principal, network: 
                    valid=lambda value: value.network is network)
 
 
+def walk_homes(engine: Engine, principal: Principal,
+               territory_oktmo: str | None = None) -> tuple[Network, Buildings | None]:
+    """The cached walk Network of a territory (None: everything) and the cached snaps of its residential
+    buildings, as `nearest_facility` uses them (`is_living` or residents > 0, at ST_PointOnSurface, sorted by
+    id; None when the territory has none). For services that compute their own walks over the same network:
+    `building_snaps` picks their buildings' snaps out of these."""
+    with reader(engine).connect() as conn:
+        territory = _territory(conn, territory_oktmo)
+        network = _network(conn, engine, principal, "walk", territory)
+        where, params = _building_scope(principal, territory)
+        if not conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM cdt.buildings t WHERE {where})"), params).scalar():
+            return network, None
+        return network, _buildings(conn, engine, principal, network, territory)
+
+
+def building_snaps(network: Network, homes: Buildings | None, ids: np.ndarray, lon: np.ndarray,
+                   lat: np.ndarray) -> Snaps:
+    """Snaps of buildings `ids` (points on surface at lon/lat) on `network`: the cached ones of `homes` where
+    they are there, the others (outside the cache's rule, or added since it was built) snapped now."""
+    ids = np.asarray(ids, dtype=np.int64)
+    lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    if homes is None or homes.network is not network or len(homes.ids) == 0:
+        return snap(network, lon, lat)
+    pos = np.minimum(np.searchsorted(homes.ids, ids), len(homes.ids) - 1)
+    found = homes.ids[pos] == ids
+    if found.all():
+        return homes.snaps.take(pos)
+    cached = homes.snaps.take(pos)
+    if not found.any():
+        return snap(network, lon, lat)
+    fresh = snap(network, lon[~found], lat[~found])
+    fields = {}
+    for name in ("edge", "ends", "offset_m", "access_m", "out_s", "in_s", "out_m", "in_m", "lonlat"):
+        merged = getattr(cached, name).copy()
+        merged[~found] = getattr(fresh, name)
+        fields[name] = merged
+    return Snaps(**fields)
+
+
 # --- facilities ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Facilities:

@@ -28,6 +28,7 @@ import highspy
 import numpy as np
 
 from layers.errors import CDTError, InvalidParameterValue
+from spatial.highs import new_highs
 
 # Phase 2 fixes served demand at exactly the phase-1 optimum; a tight primal feasibility tolerance keeps HiGHS
 # from trading the default 1e-7 of served demand for distance.
@@ -127,8 +128,7 @@ def _solve(d: np.ndarray, c: np.ndarray, bi: np.ndarray, fj: np.ndarray, dist: n
     k, n, m = len(bi), len(d), len(c)
     if k == 0:
         return np.zeros(0), "Optimal (no pairs: nothing can be served)", 0.0, None, 0
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = new_highs()
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = k, n + m
     lp.sense_ = highspy.ObjSense.kMaximize

@@ -10,9 +10,12 @@ For one facility type and a territory (default: every territory the principal ma
    (SP 42.13330.2016: 500 m instead of 300 m for kindergartens) applies to buildings of at most 3 floors
    (LOW_RISE_MAX_FLOORS; a building with unknown floors is not low-rise). Only buildings with residents > 0
    carry demand.
-3. Walking distance building -> facility over the street network (edges with walk = true), both ends snapped to
-   their nearest edge: access leg (straight line to the edge) + along the edge to a node + shortest path +
-   along the facility's edge + its access leg. The whole walk must be within the building's radius.
+3. Walking distance building -> facility over the platform's walk network (`spatial.network`, edges with
+   walk = true, the territory's network as `spatial.access_service` caches it, with its cached snaps of the
+   residential buildings), both ends snapped to their nearest edge in the UTM zone: access leg (straight line
+   from the door to the edge) + along the edge to a node + shortest path + along the facility's edge + its
+   access leg, or straight along a shared edge (`spatial.accessibility.travel_times`, walking at 4.8 km/h, so
+   metres = seconds x 4.8 / 3.6). The whole walk, door to door, must be within the building's radius.
 4. The transportation LP (`spatial.needs.allocate`): maximise served demand, then minimise demand-weighted
    distance. Facilities without a capacity cannot be allocated: they are skipped and counted
    (`facilities_without_capacity`); capacity 0 takes part and serves nothing.
@@ -32,14 +35,15 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import dijkstra
 from sqlalchemy import Connection, Engine, text
 
 from layers import registry
 from layers.access import Principal, ReadRule, read_rule
 from layers.errors import InvalidParameterValue
+from spatial import access_service
+from spatial import accessibility as acc
 from spatial.needs import Allocation, allocate
+from spatial.network import WALK_SPEED_MS, Network, Snaps, snap
 
 LOW_RISE_CONTEXT = "low-rise or rural"
 LOW_RISE_MAX_FLOORS = 3
@@ -53,10 +57,8 @@ class _Buildings:
     floors: np.ndarray  # -1 when unknown
     territory: np.ndarray
     region: list[str | None]
-    lon: np.ndarray
+    lon: np.ndarray  # point on surface
     lat: np.ndarray
-    snap: np.ndarray  # (n, 5): from_node, to_node, fraction along the edge, edge length, access leg; NaN unsnapped
-    edge: np.ndarray
 
 
 @dataclass
@@ -64,8 +66,8 @@ class _Facilities:
     ids: np.ndarray
     names: list[str | None]
     capacity: np.ndarray
-    snap: np.ndarray
-    edge: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
     without_capacity: int
 
 
@@ -85,10 +87,10 @@ def needs(engine: Engine, principal: Principal, facility_type: str, territory_ok
         demand_per_1000, radius, notes = _per_building_norms(norms, b, region_oktmo, facility_type)
         demand = b.residents * demand_per_1000 / 1000.0
         f = _facilities(conn, principal, facility_type, b, float(radius.max()))
-        bi, fj, dist = _pairs_within(conn, principal, b, f, radius)  # TODO: spatial.accessibility when it exists
-        alloc = allocate(demand, f.capacity, (bi, fj, dist), residents=b.residents)
         hexes = _hexagons(conn, b.ids, b.lon, b.lat, hex_size_m)
         territories = _territory_names(conn, np.unique(b.territory))
+    network, b_snaps, f_snaps = _snapped(engine, principal, territory_oktmo, b, f)
+    alloc = allocate(demand, f.capacity, _pairs_within(network, b_snaps, f_snaps, radius), residents=b.residents)
     return _report(facility_type, territory_oktmo, b, f, demand, radius, alloc, hexes, territories, notes, hex_size_m)
 
 
@@ -141,7 +143,6 @@ def _norms(conn: Connection, principal: Principal, facility_type: str) -> list[d
 
 def _buildings(conn: Connection, principal: Principal, territory: list[int] | None, oktmo: str | None) -> _Buildings:
     bwhere, bparams = _scoped(read_rule(principal, registry.get("buildings")), "b_")
-    ewhere, eparams = _scoped(read_rule(principal, registry.get("street_edges")), "e_")
     scope = "AND t.territory_id = ANY(CAST(:ids AS int[]))" if territory is not None else ""
     rows = conn.execute(text(f"""
         WITH RECURSIVE up AS (  -- each territory with the OKTMO of its root (the federal subject)
@@ -151,23 +152,18 @@ def _buildings(conn: Connection, principal: Principal, territory: list[int] | No
             SELECT t.id, t.residents, t.floors, t.territory_id, ST_PointOnSurface(t.geom) AS pt
             FROM cdt.buildings t WHERE t.residents > 0 {scope} AND {bwhere})
         SELECT b.id, b.residents, coalesce(b.floors, -1) AS floors, b.territory_id, r.oktmo AS region,
-               ST_X(b.pt) AS lon, ST_Y(b.pt) AS lat, e.id AS edge, e.from_node, e.to_node,
-               ST_LineLocatePoint(e.geom, b.pt) AS frac, e.length_m,
-               ST_Distance(b.pt::geography, ST_ClosestPoint(e.geom, b.pt)::geography) AS leg
+               ST_X(b.pt) AS lon, ST_Y(b.pt) AS lat
         FROM b
         LEFT JOIN up ON up.id = b.territory_id LEFT JOIN cdt.territories r ON r.id = up.root
-        LEFT JOIN LATERAL (SELECT t.id, t.from_node, t.to_node, t.geom, t.length_m FROM cdt.street_edges t
-                           WHERE t.walk AND {ewhere} ORDER BY t.geom <-> b.pt LIMIT 1) e ON TRUE
-        ORDER BY b.id"""), {"ids": territory, **bparams, **eparams}).mappings().all()
+        ORDER BY b.id"""), {"ids": territory, **bparams}).mappings().all()
     if not rows:
         where = f"territory {oktmo}" if oktmo else "the territories you may read"
         raise InvalidParameterValue(f"{where} has no residential buildings (buildings with residents > 0): "
                                     "there is no demand to assess")
     col = lambda k, dt=float: np.array([np.nan if r[k] is None else r[k] for r in rows], dtype=dt)  # noqa: E731
-    snap = np.column_stack([col("from_node"), col("to_node"), col("frac"), col("length_m"), col("leg")])
     return _Buildings(col("id", np.int64), col("residents"), col("floors", np.int64),
                       np.array([-1 if r["territory_id"] is None else r["territory_id"] for r in rows]),
-                      [r["region"] for r in rows], col("lon"), col("lat"), snap, col("edge"))
+                      [r["region"] for r in rows], col("lon"), col("lat"))
 
 
 def _per_building_norms(norms: list[dict], b: _Buildings, region_override: str | None, facility_type: str):
@@ -217,84 +213,50 @@ def _norm_list(norms: list[dict]) -> str:
 
 def _facilities(conn: Connection, principal: Principal, facility_type: str, b: _Buildings,
                 max_radius: float) -> _Facilities:
-    """Facilities of the type within `max_radius` (straight line) of a demand building, snapped to the network.
+    """Facilities of the type within `max_radius` (straight line) of a demand building (snapped in `_snapped`).
 
     Facilities outside the territory take part when they are within reach of its buildings; their other
     users (outside the territory) are not modelled.
     """
     fwhere, fparams = _scoped(read_rule(principal, registry.get("facilities")), "f_")
-    ewhere, eparams = _scoped(read_rule(principal, registry.get("street_edges")), "e_")
     rows = conn.execute(text(f"""
         WITH pts AS (SELECT ST_Collect(ST_MakePoint(x, y)) AS g
                      FROM unnest(CAST(:lon AS float8[]), CAST(:lat AS float8[])) AS u(x, y)),
         hull AS (SELECT ST_SetSRID(ST_ConvexHull(g), 4326)::geography AS g FROM pts),
         f AS (SELECT t.id, t.name, t.capacity, t.geom FROM cdt.facilities t, hull
               WHERE t.type_code = :type AND ST_DWithin(t.geom::geography, hull.g, :radius) AND {fwhere})
-        SELECT f.id, f.name, f.capacity, e.id AS edge, e.from_node, e.to_node,
-               ST_LineLocatePoint(e.geom, f.geom) AS frac, e.length_m,
-               ST_Distance(f.geom::geography, ST_ClosestPoint(e.geom, f.geom)::geography) AS leg
-        FROM f LEFT JOIN LATERAL (SELECT t.id, t.from_node, t.to_node, t.geom, t.length_m FROM cdt.street_edges t
-                                  WHERE t.walk AND {ewhere} ORDER BY t.geom <-> f.geom LIMIT 1) e ON TRUE
+        SELECT f.id, f.name, f.capacity, ST_X(f.geom) AS lon, ST_Y(f.geom) AS lat FROM f
         ORDER BY f.id"""), {"lon": b.lon.tolist(), "lat": b.lat.tolist(), "type": facility_type,
-                            "radius": max_radius, **fparams, **eparams}).mappings().all()
+                            "radius": max_radius, **fparams}).mappings().all()
     with_cap = [r for r in rows if r["capacity"] is not None]
-    col = lambda k, dt=float: np.array([np.nan if r[k] is None else r[k] for r in with_cap], dtype=dt)  # noqa: E731
-    snap = np.column_stack([col("from_node"), col("to_node"), col("frac"), col("length_m"), col("leg")]) \
-        if with_cap else np.empty((0, 5))
-    return _Facilities(col("id", np.int64), [r["name"] for r in with_cap], col("capacity"), snap,
-                       col("edge"), len(rows) - len(with_cap))
+    col = lambda k, dt=float: np.array([r[k] for r in with_cap], dtype=dt)  # noqa: E731
+    return _Facilities(col("id", np.int64), [r["name"] for r in with_cap], col("capacity"), col("lon"), col("lat"),
+                       len(rows) - len(with_cap))
 
 
-# --- walking distances (private; to be replaced by spatial.accessibility when it exists) ----------------
-def _pairs_within(conn: Connection, principal: Principal, b: _Buildings, f: _Facilities, radius: np.ndarray):
-    """(building index, facility index, walking metres) of every pair within the building's radius.
-
-    Multi-source Dijkstra (scipy.sparse.csgraph) from both end nodes of each facility's edge, cut at the
-    largest radius; an undirected graph (walking ignores one-way), parallel edges keep the shortest.
-    """
-    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-    ok_b = ~np.isnan(b.snap).any(axis=1)
-    ok_f = ~np.isnan(f.snap).any(axis=1) if len(f.ids) else np.zeros(0, bool)
-    if not ok_b.any() or not ok_f.any():
-        return empty
-    ewhere, eparams = _scoped(read_rule(principal, registry.get("street_edges")), "e_")
-    edges = np.array(conn.execute(text(f"SELECT t.from_node, t.to_node, t.length_m FROM cdt.street_edges t "
-                                       f"WHERE t.walk AND {ewhere}"), eparams).all(), dtype=float)
-    nodes, inv = np.unique(edges[:, :2], return_inverse=True)
-    u, v = inv.reshape(-1, 2).T
-    graph = _graph(u, v, edges[:, 2], len(nodes))
-    bidx, fidx = np.flatnonzero(ok_b), np.flatnonzero(ok_f)
-    bs, fs = b.snap[bidx], f.snap[fidx]
-    b_ends = np.searchsorted(nodes, bs[:, :2]).astype(np.int64)
-    f_ends = np.searchsorted(nodes, fs[:, :2]).astype(np.int64)
-    sources, rows = np.unique(f_ends, return_inverse=True)
-    rows = rows.reshape(-1, 2)
-    dist = dijkstra(graph, directed=False, indices=sources, limit=float(radius.max()))
-    # Offsets along the snapped edges to their from (0) and to (1) nodes.
-    b_off = np.column_stack([bs[:, 2] * bs[:, 3], (1 - bs[:, 2]) * bs[:, 3]])
-    f_off = np.column_stack([fs[:, 2] * fs[:, 3], (1 - fs[:, 2]) * fs[:, 3]])
-    best = np.full((len(fidx), len(bidx)), np.inf)
-    for fe in (0, 1):
-        for be in (0, 1):
-            via = f_off[:, fe, None] + dist[rows[:, fe]][:, b_ends[:, be]] + b_off[None, :, be]
-            np.minimum(best, via, out=best)
-    same = f.edge[fidx][:, None] == b.edge[bidx][None, :]
-    along = np.abs(fs[:, 2, None] - bs[None, :, 2]) * bs[None, :, 3]
-    best = np.where(same, np.minimum(best, along), best)
-    total = best + fs[:, 4, None] + bs[None, :, 4]
-    fj, bi = np.nonzero(total <= radius[bidx][None, :])
-    return bidx[bi], fidx[fj], total[fj, bi]
+# --- walking distances --------------------------------------------------------------------------------
+def _snapped(engine: Engine, principal: Principal, territory_oktmo: str | None, b: _Buildings,
+             f: _Facilities) -> tuple[Network, Snaps, Snaps | None]:
+    """The territory's cached walk network with the buildings' (cached) and the facilities' snaps."""
+    network, homes = access_service.walk_homes(engine, principal, territory_oktmo)
+    if network.n_edges == 0:
+        raise InvalidParameterValue("no walkable street network (edges with walk = true) in the area: "
+                                    "walking distances cannot be computed")
+    return (network, access_service.building_snaps(network, homes, b.ids, b.lon, b.lat),
+            snap(network, f.lon, f.lat) if len(f.ids) else None)
 
 
-def _graph(u: np.ndarray, v: np.ndarray, w: np.ndarray, n: int):
-    keep = u != v
-    u, v, w = u[keep], v[keep], np.maximum(w[keep], 1e-6)  # csgraph: explicit zeros are not edges
-    a, c = np.minimum(u, v), np.maximum(u, v)
-    order = np.lexsort((w, c, a))  # shortest of parallel edges first
-    a, c, w = a[order], c[order], w[order]
-    first = np.ones(len(a), bool)
-    first[1:] = (a[1:] != a[:-1]) | (c[1:] != c[:-1])
-    return coo_matrix((w[first], (a[first], c[first])), shape=(n, n)).tocsr()
+def _pairs_within(network: Network, b: Snaps, f: Snaps | None, radius: np.ndarray):
+    """(building index, facility index, walking metres door to door) of every pair within the building's radius.
+
+    `spatial.accessibility.travel_times` (one Dijkstra per facility, cut at the largest radius); walking
+    seconds x WALK_SPEED_MS are the metres, access legs included."""
+    if f is None or len(f) == 0 or len(b) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    limit = float(radius.max()) / WALK_SPEED_MS * (1 + 1e-9)
+    metres = acc.travel_times(network, b, f, limit=limit) * WALK_SPEED_MS
+    bi, fj = np.nonzero(metres <= radius[:, None] * (1 + 1e-12))
+    return bi, fj, metres[bi, fj]
 
 
 # --- districts ------------------------------------------------------------------------------------------

@@ -144,7 +144,8 @@ def _check(name: str, value: object, schema: dict) -> object:
 
 
 # Modules that register processes when imported (each owns its processes).
-PROCESS_MODULES = ("spatial.access_processes", "spatial.needs_processes", "spatial.siting_processes")
+PROCESS_MODULES = ("spatial.access_processes", "spatial.needs_processes", "spatial.siting_processes",
+                   "spatial.results_processes")
 _loaded = False
 
 

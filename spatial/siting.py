@@ -32,6 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from layers.errors import InvalidParameterValue
+from spatial.highs import new_highs
 
 INF = highspy.kHighsInf
 _TOL = 1e-6
@@ -125,7 +126,7 @@ class _Solved:
 
 
 def solver_name() -> str:
-    return f"HiGHS {highspy.Highs().version()}"
+    return f"HiGHS {new_highs().version()}"
 
 
 def _highs(c: np.ndarray, a: sp.spmatrix, row_lo: np.ndarray, row_hi: np.ndarray, col_lo: np.ndarray,
@@ -146,8 +147,7 @@ def _highs(c: np.ndarray, a: sp.spmatrix, row_lo: np.ndarray, row_hi: np.ndarray
     if has_int:
         lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
                            for i in integer]
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = new_highs()
     h.setOptionValue("time_limit", float(time_limit))
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
     h.passModel(lp)

@@ -3,8 +3,9 @@
 Reads what it needs with SQL and hands a cost matrix to `spatial.siting`:
 - demand: residents of residential buildings (`is_living` and `residents > 0`) in the territory, times the
   type's `demand_per_1000 / 1000` from `cdt.planning_norms` when that norm is set (else residents). To keep
-  models small each building is aggregated to its nearest street node: a demand point is a node, and the
-  walk from the door to that node is not counted.
+  models small the buildings are aggregated to street nodes: each building is snapped to its nearest walkable
+  edge (`spatial.network.snap`, the snaps `spatial.access_service` caches) and joins the nearer end node of
+  that edge (by the walk: its access leg + along the edge); a demand point is such a node.
 - service distance: the norm's `max_walk_radius_m` (region-specific norm first, then the federal one, the
   context-free row), unless `service_distance_m` is given.
 - candidates: 'grid' (centroids of an `ST_SquareGrid` of `grid_m` metres in the territory's UTM zone, inside
@@ -13,8 +14,19 @@ Reads what it needs with SQL and hands a cost matrix to `spatial.siting`:
   allows the facility, see `_ZONING_RULE`), or user-drawn points [[lon, lat], ...].
 - existing facilities of the type inside the territory are open already, with their capacity (missing
   capacity: the `capacity` given for new sites); the models choose k NEW sites.
-- costs: walking distance over `cdt.street_edges` (Dijkstra between nearest nodes) plus the straight leg from a
-  candidate to its nearest node.
+- costs (metres on foot, over the territory's cached walk network of `spatial.access_service`, computed by
+  `spatial.accessibility.travel_times`): for demand node i and site j,
+
+      cost[i, j] = the residents-weighted mean walk of i's buildings from their doors to node i
+                   (straight leg to their edge + along it to the node)
+                 + the network walk from node i to site j's edge, along that edge, and the straight leg from
+                   the edge to site j (or straight along the edge when node i is one of its ends).
+
+  Sites (candidates and existing facilities) are snapped to their nearest walkable edge exactly as the
+  buildings are. The p-median objective is thereby the sum over buildings of demand x (its own door-to-node
+  walk + the node's walk to the site): every building's own leg is counted exactly; only the route is forced
+  through the node its building joined. Coverage (MCLP, LSCP, the deficit) tests the node's mean walk against
+  the service distance. Pairs the network does not connect cost inf.
 """
 
 from __future__ import annotations
@@ -23,15 +35,15 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import dijkstra
 from sqlalchemy import Connection, Engine, text
 
 from layers import registry
 from layers.access import Principal, read_rule
 from layers.crs import utm
 from layers.errors import InvalidParameterValue
-from spatial import siting
+from spatial import access_service, siting
+from spatial import accessibility as acc
+from spatial.network import WALK_SPEED_MS, Network, Snaps, snap, snaps_on_edges
 
 MODELS = ("mclp", "p-median", "lscp")
 RESIDENTIAL_NEAR_M = 300  # a grid cell is a candidate only when people live within this distance
@@ -56,7 +68,7 @@ class _Instance:
     cost: np.ndarray  # demand nodes x (candidates, then existing facilities)
     weights: np.ndarray
     n_candidates: int
-    candidates: list[dict]  # lon, lat, source, ref, snap_m
+    candidates: list[dict]  # lon, lat, source, ref, snap_m (the straight leg to the site's edge)
     existing_capacity: np.ndarray
     notes: list[str]
 
@@ -81,7 +93,8 @@ def site(engine: Engine, principal: Principal, facility_type: str, k: int, capac
             raise InvalidParameterValue(f"no walking radius in cdt.planning_norms for '{facility_type}' "
                                         f"(norms exist for: {', '.join(norm['known']) or 'none'}); "
                                         f"give service_distance_m")
-        inst = _instance(conn, principal, facility_type, territory_oktmo, candidates, grid_m, norm, capacity)
+        inst = _instance(engine, conn, principal, facility_type, territory_oktmo, candidates, grid_m, norm,
+                         capacity)
     if k > inst.n_candidates:
         raise InvalidParameterValue(f"k = {k} exceeds the {inst.n_candidates} candidate sites")
     return _solve(inst, model, k, capacity, float(distance), norm, time_limit_s)
@@ -128,28 +141,36 @@ def _rule(principal: Principal, layer: str) -> tuple[str, dict]:
     return (f" AND {rule.sql}" if rule.sql else ""), rule.params
 
 
-def _demand(conn: Connection, principal: Principal, tid: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Residents of residential buildings summed at their nearest street node (by true distance among the
-    8 nearest by index)."""
+def _demand(conn: Connection, principal: Principal, tid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                      np.ndarray]:
+    """Ids, residents and point on surface (lon, lat) of the territory's residential buildings."""
     where, params = _rule(principal, "buildings")
     rows = conn.execute(text(f"""
         WITH terr AS (SELECT boundary FROM cdt.territories WHERE id = :tid),
-        b AS (SELECT t.residents, ST_PointOnSurface(t.geom) AS g FROM cdt.buildings t, terr
+        b AS (SELECT t.id, t.residents, ST_PointOnSurface(t.geom) AS g FROM cdt.buildings t, terr
               WHERE t.is_living AND t.residents > 0 AND ST_Intersects(t.geom, terr.boundary){where})
-        SELECT n.id, sum(b.residents)::float8 AS residents, count(*) AS buildings FROM b
-        CROSS JOIN LATERAL (SELECT id FROM (SELECT id, geom FROM cdt.street_nodes ORDER BY geom <-> b.g LIMIT 8) c
-                            ORDER BY ST_Distance(c.geom::geography, b.g::geography) LIMIT 1) n
-        GROUP BY n.id ORDER BY n.id"""), {"tid": tid, **params}).all()
+        SELECT b.id, b.residents::float8 AS residents, ST_X(b.g) AS lon, ST_Y(b.g) AS lat FROM b ORDER BY b.id"""),
+                        {"tid": tid, **params}).all()
     if not rows:
-        raise InvalidParameterValue("the territory has no residential buildings with residents "
-                                    "(or no street network to attach them to): there is no demand to serve")
-    return (np.array([r.id for r in rows]), np.array([r.residents for r in rows]),
-            int(sum(r.buildings for r in rows)))
+        raise InvalidParameterValue("the territory has no residential buildings with residents: "
+                                    "there is no demand to serve")
+    ids, residents, lon, lat = (np.array(c) for c in zip(*rows, strict=True))
+    return ids.astype(np.int64), residents.astype(float), lon.astype(float), lat.astype(float)
 
 
-_SNAP = """CROSS JOIN LATERAL (SELECT id AS node, ST_Distance(c.geom::geography, q.g::geography) AS snap_m
-              FROM (SELECT id, geom FROM cdt.street_nodes ORDER BY geom <-> q.g LIMIT 8) c
-              ORDER BY 2 LIMIT 1) s"""
+def _demand_nodes(network: Network, homes: Snaps, residents: np.ndarray) -> tuple[Snaps, np.ndarray, np.ndarray]:
+    """The buildings aggregated to the nearer end node of their snapped edge: the nodes as points (Snaps at
+    that end of one of their buildings' edges), their residents, and their buildings' residents-weighted mean
+    walk in metres from the door to the node."""
+    rows = np.arange(len(homes))
+    end = np.argmin(homes.out_m, axis=1)
+    leg = homes.out_m[rows, end]
+    nodes, first, inv = np.unique(homes.ends[rows, end], return_index=True, return_inverse=True)
+    weight = np.bincount(inv, weights=residents, minlength=len(nodes))
+    mean_leg = np.bincount(inv, weights=residents * leg, minlength=len(nodes)) / weight
+    edge = homes.edge[first]
+    offset = np.where(end[first] == 0, 0.0, network.edge_length_m[edge])
+    return snaps_on_edges(network, edge, offset), weight, mean_leg
 
 
 def _grid(conn: Connection, principal: Principal, tid: int, srid: int, grid_m: float) -> list[dict]:
@@ -162,10 +183,9 @@ def _grid(conn: Connection, principal: Principal, tid: int, srid: int, grid_m: f
         q AS (SELECT ST_Transform(cells.c, 4326) AS g, i, j FROM cells, terr
               WHERE ST_Intersects(cells.c, terr.local)
                 AND EXISTS (SELECT 1 FROM res WHERE ST_DWithin(res.g, cells.c, {RESIDENTIAL_NEAR_M})))
-        SELECT ST_X(q.g) AS lon, ST_Y(q.g) AS lat, q.i, q.j, s.node, s.snap_m FROM q {_SNAP}
+        SELECT ST_X(q.g) AS lon, ST_Y(q.g) AS lat, q.i, q.j FROM q
         ORDER BY q.i, q.j"""), {"tid": tid, "size": float(grid_m), **params}).all()
-    return [{"lon": r.lon, "lat": r.lat, "source": "grid", "ref": f"{r.i}:{r.j}", "node": r.node,
-             "snap_m": r.snap_m} for r in rows]
+    return [{"lon": r.lon, "lat": r.lat, "source": "grid", "ref": f"{r.i}:{r.j}"} for r in rows]
 
 
 def _zoning_filter(conn: Connection, tid: int, facility_type: str) -> tuple[str, dict, str]:
@@ -197,15 +217,14 @@ def _parcels(conn: Connection, principal: Principal, tid: int, facility_type: st
         WITH terr AS (SELECT boundary FROM cdt.territories WHERE id = :tid),
         q AS (SELECT t.cadastral_number, ST_PointOnSurface(t.geom) AS g, t.geom FROM cdt.parcels t, terr
               WHERE t.geom IS NOT NULL AND ST_Intersects(t.geom, terr.boundary){pwhere})
-        SELECT q.cadastral_number, ST_X(q.g) AS lon, ST_Y(q.g) AS lat, s.node, s.snap_m FROM q {_SNAP}
+        SELECT q.cadastral_number, ST_X(q.g) AS lon, ST_Y(q.g) AS lat FROM q
         WHERE NOT EXISTS (SELECT 1 FROM cdt.buildings b WHERE ST_Intersects(b.geom, q.geom)
                             AND ST_Intersects(ST_PointOnSurface(b.geom), q.geom)) {zwhere}
         ORDER BY q.cadastral_number"""), {"tid": tid, **pparams, **zparams}).all()
-    return [{"lon": r.lon, "lat": r.lat, "source": "parcel", "ref": r.cadastral_number, "node": r.node,
-             "snap_m": r.snap_m} for r in rows], note
+    return [{"lon": r.lon, "lat": r.lat, "source": "parcel", "ref": r.cadastral_number} for r in rows], note
 
 
-def _points(conn: Connection, points: list) -> list[dict]:
+def _points(points: list) -> list[dict]:
     if not points or len(points) > MAX_POINTS:
         raise InvalidParameterValue(f"candidates as points need 1 to {MAX_POINTS} [lon, lat] pairs")
     for i, pt in enumerate(points):
@@ -213,13 +232,7 @@ def _points(conn: Connection, points: list) -> list[dict]:
                 isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pt)
                 and -180 <= pt[0] <= 180 and -90 <= pt[1] <= 90):
             raise InvalidParameterValue(f"candidate point {i} must be [lon, lat] in degrees, got {pt!r}")
-    rows = conn.execute(text(f"""
-        WITH q AS (SELECT ord, ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS g
-                   FROM unnest(CAST(:lons AS float8[]), CAST(:lats AS float8[])) WITH ORDINALITY AS u(lon, lat, ord))
-        SELECT q.ord, s.node, s.snap_m FROM q {_SNAP} ORDER BY q.ord"""),
-                        {"lons": [float(p[0]) for p in points], "lats": [float(p[1]) for p in points]}).all()
-    return [{"lon": float(p[0]), "lat": float(p[1]), "source": "point", "ref": str(i), "node": r.node,
-             "snap_m": r.snap_m} for i, (p, r) in enumerate(zip(points, rows, strict=True))]
+    return [{"lon": float(p[0]), "lat": float(p[1]), "source": "point", "ref": str(i)} for i, p in enumerate(points)]
 
 
 def _existing(conn: Connection, principal: Principal, tid: int, facility_type: str) -> list[dict]:
@@ -228,33 +241,23 @@ def _existing(conn: Connection, principal: Principal, tid: int, facility_type: s
         WITH terr AS (SELECT boundary FROM cdt.territories WHERE id = :tid),
         q AS (SELECT t.id, t.name, t.capacity, t.geom AS g FROM cdt.facilities t, terr
               WHERE t.type_code = :type AND ST_Intersects(t.geom, terr.boundary){where})
-        SELECT q.id, q.name, q.capacity, s.node, s.snap_m FROM q {_SNAP} ORDER BY q.id"""),
+        SELECT q.id, q.name, q.capacity, ST_X(q.g) AS lon, ST_Y(q.g) AS lat FROM q ORDER BY q.id"""),
                         {"tid": tid, "type": facility_type, **params}).all()
-    return [{"id": r.id, "name": r.name, "capacity": r.capacity, "node": r.node, "snap_m": r.snap_m} for r in rows]
+    return [{"id": r.id, "name": r.name, "capacity": r.capacity, "lon": r.lon, "lat": r.lat} for r in rows]
 
 
-def _walking_distances(conn: Connection, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Shortest walking distances (m) between street nodes, sources x targets (inf: not connected).
-
-    Private stand-in: to be replaced by spatial.accessibility's network travel times."""
-    edges = conn.execute(text("SELECT from_node, to_node, length_m FROM cdt.street_edges WHERE walk")).all()
-    if not edges:
-        raise InvalidParameterValue("no walkable street network is loaded")
-    e = np.array([(a, b, w) for a, b, w in edges], dtype=float)
-    ids = np.unique(np.concatenate([e[:, 0], e[:, 1], sources, targets]))
-    a, b = np.searchsorted(ids, e[:, 0]), np.searchsorted(ids, e[:, 1])
-    g = sp.csr_matrix((e[:, 2], (a, b)), shape=(len(ids), len(ids)))
-    src = np.searchsorted(ids, sources)
-    dist = dijkstra(g, directed=False, indices=src)
-    return dist[:, np.searchsorted(ids, targets)]
-
-
-def _instance(conn: Connection, principal: Principal, facility_type: str, oktmo: str, candidates: str | list,
-              grid_m: float, norm: dict, capacity: float | None) -> _Instance:
+def _instance(engine: Engine, conn: Connection, principal: Principal, facility_type: str, oktmo: str,
+              candidates: str | list, grid_m: float, norm: dict, capacity: float | None) -> _Instance:
     tid, srid = _territory(conn, oktmo)
-    nodes, residents, n_buildings = _demand(conn, principal, tid)
-    notes = [f"demand: residents of {n_buildings} residential buildings aggregated to {len(nodes)} nearest "
-             f"street nodes (the walk from a building to its node is not counted)"]
+    ids, b_residents, lon, lat = _demand(conn, principal, tid)
+    network, homes = access_service.walk_homes(engine, principal, oktmo)
+    if network.n_edges == 0:
+        raise InvalidParameterValue("no walkable street network (edges with walk = true) in the territory")
+    demand, residents, mean_leg = _demand_nodes(
+        network, access_service.building_snaps(network, homes, ids, lon, lat), b_residents)
+    notes = [f"demand: residents of {len(ids)} residential buildings, each snapped to its nearest walkable edge "
+             f"and aggregated to the nearer end node of that edge ({len(residents)} demand nodes); a node's walk "
+             f"to a site counts its buildings' residents-weighted mean walk from the door to the node"]
     factor = (norm["per_1000"] or 0) / 1000
     weights = residents * factor if factor else residents
     notes.append(f"demand = residents x {norm['per_1000']}/1000 ({norm['unit']})" if factor else
@@ -267,22 +270,22 @@ def _instance(conn: Connection, principal: Principal, facility_type: str, oktmo:
         cand, note = _parcels(conn, principal, tid, facility_type)
         notes.append(f"candidates: vacant parcels (no building on them); {note}")
     elif isinstance(candidates, list):
-        cand = _points(conn, candidates)
+        cand = _points(candidates)
         notes.append("candidates: user-drawn points")
     else:
         raise InvalidParameterValue("candidates must be 'grid', 'parcels' or a list of [lon, lat] points")
     if not cand:
         raise InvalidParameterValue(f"no candidate sites: {notes[-1]} gives none in territory {oktmo}")
     existing = _existing(conn, principal, tid, facility_type)
-    col_nodes = np.array([c["node"] for c in cand] + [f["node"] for f in existing], dtype=float)
-    snap = np.array([c["snap_m"] for c in cand] + [f["snap_m"] for f in existing])
-    uniq, inv = np.unique(col_nodes, return_inverse=True)
-    dist = _walking_distances(conn, uniq, nodes.astype(float))  # sources are the (fewer) sites
-    cost = (dist[inv] + snap[:, None]).T
+    sites = cand + existing
+    site_snaps = snap(network, np.array([c["lon"] for c in sites], dtype=float),
+                      np.array([c["lat"] for c in sites], dtype=float))
+    for row, leg in zip(sites, site_snaps.access_m.tolist(), strict=True):
+        row["snap_m"] = leg
+    # one Dijkstra per site over the reversed graph; walking: metres = seconds x the walking speed
+    cost = acc.travel_times(network, demand, site_snaps) * WALK_SPEED_MS + mean_leg[:, None]
     cap = np.array([f["capacity"] if f["capacity"] is not None else (capacity or 0.0) for f in existing], dtype=float)
-    for row in cand + existing:
-        row.pop("node", None)
-    return _Instance(cost, weights, len(cand), cand + existing, cap, notes)
+    return _Instance(cost, weights, len(cand), sites, cap, notes)
 
 
 # --- solving and reporting ------------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def test_regional_norm_rows_and_their_downgrade(make_database):
 # --- the service on a hand-made fixture ------------------------------------------------------------------
 # Coordinates in UTM 37N metres around (500000, 6570000). Street 1: (0,0)-(400,0); street 2: (0,150)-(400,150),
 # not connected. Kindergarten K at (300,-10) capacity 50; kindergarten L at (300,160) without capacity.
-# b1 (1,000 residents, 5 floors) at (100,-20): walks 20 + 200 + 10 = 230 m to K, within 300 m.
+# b1 (1,000 residents, 5 floors) at (100,-20): walks 20 + 200 + 10 = 230 m to K, door to door, within 300 m.
 # b2 (500 residents, 2 floors: low-rise, 500 m) at (300,120): 130 m from K in a straight line but its street
 #     does not reach K; only L (skipped) is on its street.
 # b3 (200 residents, 9 floors) at (-350,0): 350 + 300 + 10 = 660 m from K, beyond 300 m.
@@ -188,8 +188,11 @@ def test_service_on_the_fixture(fixture_engine):
     assert s["total_unmet"] == pytest.approx(103.7 - 50) and s["deficit"] == s["total_unmet"]
     assert r["facilities"] == [pytest.approx({"id": 1, "name": "K", "capacity": 50.0, "load": 50.0,
                                               "reachable_buildings": 1, "load_pct": 100.0})]
-    # 50 places walk 230 m each (UTM metres are 0.9996 of ground metres on the central meridian)
-    assert s["weighted_distance"] / 50 == pytest.approx(230 / 0.9996, abs=0.5)
+    # 50 places walk 230 m each. Re-derived for the new rule (spatial.network snapping in the UTM zone): the
+    # access legs 20 + 10 m are straight lines in UTM metres, the 200 m along the street follow the edge's ground
+    # length (UTM metres / 0.9996 on the central meridian): 30 + 200 / 0.9996 = 230.08 m (the old rule measured
+    # the legs on the ground too: 230 / 0.9996 = 230.09 m).
+    assert s["weighted_distance"] / 50 == pytest.approx(30 + 200 / 0.9996, abs=0.01)
     assert s["covered_share"] == pytest.approx(1000 * 50 / 61 / 1700)
     assert r["territories"][0]["oktmo"] == "19701000"
     assert r["territories"][0]["deficit"] == pytest.approx(53.7)

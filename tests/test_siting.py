@@ -219,3 +219,71 @@ def test_service_empty_territory(make_database):
             site(eng, ANONYMOUS, "school", 1)
     finally:
         eng.dispose()
+
+
+# --- the service's costs on a hand-made street --------------------------------------------------------------------
+# UTM 37N metres around (500000, 6570000), the central meridian: one street 1 -(600 m)- 2 -(600 m)- 3 along y = 0.
+# Residential buildings: A (100 residents) at (100, 30) and B (300) at (200, -20) on edge 1-2, C (50) at (1100, 10)
+# on edge 2-3. An existing school E at (300, 50); a user-drawn candidate P at (700, -40).
+X0, Y0 = 500000, 6570000
+K0 = 0.9996  # UTM scale on the central meridian: edge lengths (ground metres) are the UTM metres / K0
+
+
+def _pt(x: float, y: float) -> str:
+    return f"ST_Transform(ST_SetSRID(ST_MakePoint({X0 + x}, {Y0 + y}), 32637), 4326)"
+
+
+def _lonlat(x: float, y: float) -> list[float]:
+    from pyproj import Transformer
+
+    return list(Transformer.from_crs(32637, 4326, always_xy=True).transform(X0 + x, Y0 + y))
+
+
+@pytest.fixture(scope="module")
+def street_engine(make_database):
+    eng = engine_for(make_database())
+    with eng.begin() as conn:
+        conn.execute(text("INSERT INTO cdt.territories (id, oktmo, name, level, boundary) VALUES (2, '19701000', "
+                          "'г Вологда', 'urban_okrug', ST_Multi(ST_Transform(ST_SetSRID(ST_MakeEnvelope("
+                          f"{X0 - 300}, {Y0 - 300}, {X0 + 1500}, {Y0 + 300}), 32637), 4326)))"))
+        for nid, x in enumerate([0, 600, 1200], start=1):
+            conn.execute(text(f"INSERT INTO cdt.street_nodes (id, geom) VALUES ({nid}, {_pt(x, 0)})"))
+        for eid, (a, b) in enumerate([(1, 2), (2, 3)], start=1):
+            conn.execute(text(f"INSERT INTO cdt.street_edges (id, from_node, to_node, geom) VALUES ({eid}, {a}, {b}, "
+                              f"ST_MakeLine({_pt(600 * (a - 1), 0)}, {_pt(600 * (b - 1), 0)}))"))
+        for bid, (x, y, residents) in enumerate([(100, 30, 100), (200, -20, 300), (1100, 10, 50)], start=1):
+            conn.execute(text(f"INSERT INTO cdt.buildings (id, geom, is_living, residents, territory_id) VALUES "
+                              f"({bid}, ST_Multi(ST_Transform(ST_SetSRID(ST_MakeEnvelope({X0 + x - 2}, {Y0 + y - 2}, "
+                              f"{X0 + x + 2}, {Y0 + y + 2}), 32637), 4326)), true, {residents}, 2)"))
+        conn.execute(text(f"INSERT INTO cdt.facilities (id, type_code, name, capacity, geom, territory_id) VALUES "
+                          f"(1, 'school', 'E', 100, {_pt(300, 50)}, 2)"))
+    yield eng
+    eng.dispose()
+
+
+def test_service_costs_by_hand(street_engine):
+    from spatial import siting_service
+
+    with street_engine.connect() as conn:
+        norm = siting_service._norm(conn, "school", "19701000")
+        inst = siting_service._instance(street_engine, conn, ANONYMOUS, "school", "19701000", [_lonlat(700, -40)],
+                                        500, norm, None)
+    # Demand: A and B join node 1 (100 and 200 m along their edge, nearer than node 2), C joins node 3 (100 m).
+    # Their door-to-node walks: A 30 + 100/K0, B 20 + 200/K0, C 10 + 100/K0; node 1's residents-weighted mean
+    # (100 A, 300 B) is (100 x 130.04 + 300 x 220.08) / 400 = 197.57.
+    leg1 = (100 * (30 + 100 / K0) + 300 * (20 + 200 / K0)) / 400
+    leg3 = 10 + 100 / K0
+    assert inst.weights == pytest.approx([400 * 0.12, 50 * 0.12])  # residents x 120 / 1000 (region 19 norm)
+    assert inst.n_candidates == 1 and [c["source"] for c in inst.candidates[:1]] == ["point"]
+    assert inst.candidates[0]["snap_m"] == pytest.approx(40, abs=0.01)  # P: 40 m to its edge (UTM metres)
+    # columns: P, then E. P sits on edge 2-3, 100 m past node 2; E on edge 1-2, 300 m past node 1.
+    expected = [[leg1 + (600 + 100) / K0 + 40, leg1 + 300 / K0 + 50],  # node 1: via node 2 to P; along edge 1 to E
+                [leg3 + 500 / K0 + 40, leg3 + (600 + 300) / K0 + 50]]  # node 3: along edge 2 to P; via node 2 to E
+    np.testing.assert_allclose(inst.cost, expected, atol=0.01)
+    # Within 700 m: node 1 reaches E (197.6 + 300.1 + 50 = 547.7), node 3 only P (110.0 + 500.2 + 40 = 650.2;
+    # E is 1,060.4 m away): 48 places covered before, 48 + 6 after opening P.
+    out = site(street_engine, ANONYMOUS, "school", 1, model="mclp", candidates=[_lonlat(700, -40)],
+               service_distance_m=700)
+    assert out["deficit"]["covered_before"] == pytest.approx(48)
+    assert out["deficit"]["covered_after"] == pytest.approx(54)
+    assert out["sites"]["features"][0]["properties"]["snap_m"] == 40.0
