@@ -133,3 +133,36 @@ register(Process(
     long_running=False,
     examples=[{"territory": "19701000"}],
 ))
+
+
+def run_catchment(ctx: RunContext, inputs: dict) -> dict:
+    result = service.catchment_accessibility(ctx.engine, ctx.principal, inputs["facility_type"], inputs["method"],
+                                             float(inputs["minutes"]), float(inputs["beta"]), inputs.get("territory"),
+                                             inputs.get("mode", "walk"))
+    return {"summary": {k: result[k] for k in ("facility_type", "method", "unit", "summary")},
+            "buildings": result["buildings"]}
+
+
+register(Process(
+    id="catchment-accessibility",
+    title="Capacity-aware accessibility (2SFCA, gravity)",
+    description="Per residential building: places of a facility type reachable per resident (two-step floating "
+                "catchment area, Luo & Wang 2003) or Hansen gravity accessibility (capacities decayed by "
+                "exp(-beta x minutes)), over the street network.",
+    inputs={
+        "facility_type": {"title": "Facility type (code of cdt.facility_types)", "schema": {"type": "string"}},
+        "method": {"title": "2sfca or gravity", "minOccurs": 0,
+                   "schema": {"type": "string", "enum": list(service.CATCHMENT_METHODS), "default": "2sfca"}},
+        "minutes": {"title": "Catchment, minutes (gravity: the decay is cut at 4x this)", "minOccurs": 0,
+                    "schema": {"type": "number", "minimum": 1, "maximum": 120, "default": 15}},
+        "beta": {"title": "Gravity decay per minute", "minOccurs": 0,
+                 "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 10, "default": 0.1}},
+        "territory": {"title": "OKTMO of the territory (default: all)", "schema": _OKTMO, "minOccurs": 0},
+        "mode": {"title": "Travel mode", "schema": _MODE, "minOccurs": 0},
+    },
+    outputs={"summary": {"title": "Method, unit, mean/median/residents-weighted mean", "schema": {"type": "object"}},
+             "buildings": {"title": "Per building: id, index", "schema": {"type": "array"}}},
+    run=run_catchment,
+    keywords=_KEYWORDS,
+    examples=[{"facility_type": "kindergarten", "method": "2sfca", "minutes": 10, "territory": "19701000"}],
+))

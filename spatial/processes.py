@@ -133,6 +133,8 @@ def _check(name: str, value: object, schema: dict) -> object:
         raise InvalidParameterValue(f"input '{name}' must be more than {schema['exclusiveMinimum']}, got {value}")
     if kind == "array" and "minItems" in schema and len(value) < schema["minItems"]:
         raise InvalidParameterValue(f"input '{name}' takes at least {schema['minItems']} items")
+    if kind == "string" and "maxLength" in schema and len(value) > schema["maxLength"]:
+        raise InvalidParameterValue(f"input '{name}' takes at most {schema['maxLength']} characters")
     if kind == "string" and "pattern" in schema and not re.fullmatch(schema["pattern"], value):
         raise InvalidParameterValue(f"input '{name}' does not match {schema['pattern']}: {value!r}")
     if kind == "array":

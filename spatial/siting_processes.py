@@ -13,7 +13,9 @@ def run_siting(ctx: RunContext, inputs: dict) -> dict:
                grid_m=inputs["grid_m"], service_distance_m=inputs.get("service_distance_m"),
                time_limit_s=inputs["time_limit_s"])
     ctx.progress(1.0, f"{out['report']['status']}: {out['report']['new_sites']} sites")
-    return out
+    # Proposals are a scenario: they live in this job's results under a name, never in the base layers.
+    return {**out, "scenario": {"name": inputs.get("scenario") or f"{inputs['facility_type']}: {inputs['model']}, "
+                                f"k={inputs['k']}", "facility_type": inputs["facility_type"]}}
 
 
 _POINT = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
@@ -42,6 +44,8 @@ register(Process(
                                                                         "maximum": 5000, "default": 500}},
         "service_distance_m": {"title": "Service distance, m (default: the norm's walking radius)", "minOccurs": 0,
                                "schema": {"type": "number", "exclusiveMinimum": 0}},
+        "scenario": {"title": "Name of the scenario the proposals belong to", "minOccurs": 0,
+                     "schema": {"type": "string", "maxLength": 200}},
         "time_limit_s": {"title": "Solver time limit, s", "schema": {"type": "number", "minimum": 1,
                                                                      "maximum": 3600, "default": 120}},
     },
@@ -53,6 +57,8 @@ register(Process(
         "deficit": {"title": "Covered demand before and after adding the sites", "schema": {"type": "object"}},
         "inputs": {"title": "What the model was built from (demand points, candidates, notes)",
                    "schema": {"type": "object"}},
+        "scenario": {"title": "The scenario: its name and facility type (base data is not changed)",
+                     "schema": {"type": "object"}},
     },
     run=run_siting,
     keywords=("siting", "location-allocation", "MCLP", "p-median", "LSCP"),

@@ -404,9 +404,13 @@ def test_demo_accounts_sign_in_with_their_roles(engine):
 
 
 def test_load_demo_twice_changes_nothing(db_url, engine):
+    # the first run through the CLI may compute the result layers (the session's demo was loaded without them)
+    first = CliRunner().invoke(main, ["load", "demo"], env={"CDT_DATABASE_URL": db_url})
+    assert first.exit_code == 0, first.output
     before = table_fingerprints(engine)
     for _ in range(2):
         result = CliRunner().invoke(main, ["load", "demo"], env={"CDT_DATABASE_URL": db_url})
         assert result.exit_code == 0, result.output
         assert "demo accounts: present, unchanged" in result.output
+        assert "result layers of 19701000: current" in result.output
     assert table_fingerprints(engine) == before

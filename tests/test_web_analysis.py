@@ -8,7 +8,7 @@ import re
 import requests
 from sqlalchemy import text
 
-from tests.conftest import bearer
+from tests.conftest import bearer, scalar
 
 
 def number(text_: str) -> float:
@@ -65,7 +65,7 @@ def test_needs_panel_draws_deficits_and_loads(make_page, base_url):
     assert page.errors == []
 
 
-def test_siting_panel_proposes_sites_for_a_signed_in_planner(make_page):
+def test_siting_panel_proposes_sites_for_a_signed_in_planner(make_page, engine):
     page = make_page().open()
     page.page.click("#tab-analysis")
     assert "Sign in to run siting" in page.page.locator("#pane-analysis").inner_text()
@@ -74,6 +74,7 @@ def test_siting_panel_proposes_sites_for_a_signed_in_planner(make_page):
     page.page.select_option("#an-site-type", "school")
     page.page.select_option("#an-site-model", "mclp")
     page.page.fill("#an-site-k", "2")
+    page.page.fill("#an-site-scenario", "Two schools, test")
     page.page.click("#an-site-run")
     report = page.page.locator("#an-siting-report")
     report.wait_for(timeout=120000)
@@ -82,5 +83,15 @@ def test_siting_panel_proposes_sites_for_a_signed_in_planner(make_page):
     rows = {r.locator("th").inner_text(): r.locator("td").inner_text() for r in report.locator("tr").all()}
     assert number(rows["Covered after"]) >= number(rows["Covered before"])
     assert page.page.locator(".leaflet-marker-icon").count() == 2
+    assert page.page.locator('[data-key="scenario"]').inner_text() == "Two schools, test"
     page.shot("siting")
+    # the proposals are a scenario kept with the job: listed, and shown again from there
+    saved = page.page.locator("#an-scenarios button", has_text="Two schools, test")
+    saved.wait_for(timeout=10000)
+    page.js("cdt.analysis.overlay.clearLayers()")
+    assert page.page.locator(".leaflet-marker-icon").count() == 0
+    saved.click()
+    assert page.page.locator(".leaflet-marker-icon").count() == 2
+    assert scalar(engine, "SELECT count(*) FROM cdt.planned_facilities WHERE name LIKE 'Two schools%'") == 0
+    page.shot("scenario-again")
     assert page.errors == []

@@ -65,14 +65,41 @@ export class Analysis {
           <input id="an-site-k" name="k" type="number" min="1" max="50" value="3">
           <label for="an-site-capacity">${escapeHtml(t("an.capacity"))}</label>
           <input id="an-site-capacity" name="capacity" type="number" min="1" placeholder="—">
+          <label for="an-site-scenario">${escapeHtml(t("an.scenario"))}</label>
+          <input id="an-site-scenario" name="scenario" maxlength="200" placeholder="${escapeHtml(t("an.scenarioHint"))}">
           <div class="actions"><button type="submit" class="btn primary" id="an-site-run">${escapeHtml(t("an.propose"))}</button></div>
           <progress id="an-site-progress" max="100" value="0" hidden></progress>
           <p class="edit-status">${escapeHtml(t("an.scenarioNote"))}</p>
-        </form>` : `<p class="edit-status">${escapeHtml(t("an.signIn"))}</p>`}
+        </form>
+        <h4>${escapeHtml(t("an.saved"))}</h4><ul class="history" id="an-scenarios"></ul>` : `<p class="edit-status">${escapeHtml(t("an.signIn"))}</p>`}
         <div id="an-siting-result" aria-live="polite"></div></section>`;
     this.pane.querySelector("#an-pick").onclick = () => this.togglePick();
     this.pane.querySelector("#an-needs-run").onclick = () => this.needs(this.pane.querySelector("#an-needs-type").value);
     this.pane.querySelector("#an-siting-form")?.addEventListener("submit", (e) => { e.preventDefault(); this.siting(e.target); });
+    if (signedIn) this.listScenarios();
+  }
+
+  // The user's siting scenarios: successful siting jobs, newest first; a click shows one again.
+  async listScenarios() {
+    const list = this.pane.querySelector("#an-scenarios");
+    if (!list) return;
+    try {
+      const { data } = await request("/jobs?processID=siting&status=successful&limit=10");
+      const items = await Promise.all(data.jobs.map(async (job) => {
+        const { data: out } = await request(`/jobs/${job.jobID}/results`);
+        return { job, out };
+      }));
+      list.innerHTML = items.map(({ job, out }, i) => `<li data-job="${escapeHtml(job.jobID)}">
+          <button type="button" class="btn" data-i="${i}">${escapeHtml(out.scenario?.name || job.jobID)}</button>
+          <span class="meta">${escapeHtml(new Date(job.finished || job.created).toLocaleString())} ·
+          ${escapeHtml(out.report?.status || "")}</span></li>`).join("");
+      list.onclick = (e) => {
+        const i = e.target.dataset?.i;
+        if (i !== undefined) this.showSiting(items[Number(i)].out);
+      };
+    } catch (err) {
+      list.innerHTML = "";
+    }
   }
 
   togglePick(on = !this.picking) {
@@ -151,34 +178,42 @@ export class Analysis {
     const inputs = { facility_type: form.facility_type.value, model: form.model.value, k: Number(form.k.value),
       territory_oktmo: this.app.config.home?.oktmo || "19701000" };
     if (form.capacity.value) inputs.capacity = Number(form.capacity.value);
+    if (form.scenario.value.trim()) inputs.scenario = form.scenario.value.trim();
     box.textContent = t("popup.loading");
     bar.hidden = false;
     bar.value = 0;
     try {
       const out = await runProcess("siting", inputs, (p) => { bar.value = p; });
       bar.value = 100;
-      this.overlay.clearLayers();
-      L.geoJSON(out.sites, {
-        pointToLayer: (f, ll) => L.marker(ll, { title: `#${f.properties.rank}` }),
-        onEachFeature: (f, l) => l.bindPopup(`<div class="popup"><h4>${escapeHtml(t("an.site"))} #${f.properties.rank}</h4>
-          <table><tr><th>${escapeHtml(t("an.gain"))}</th><td>${formatValue(Math.round(f.properties.coverage_gain))}</td></tr>
-          <tr><th>${escapeHtml(t("an.coveredDemand"))}</th><td>${formatValue(Math.round(f.properties.demand_covered))}</td></tr></table></div>`),
-      }).addTo(this.overlay);
-      const r = out.report, d = out.deficit;
-      box.innerHTML = `<table class="diff" id="an-siting-report"><tbody>
-        <tr><th>${escapeHtml(t("an.solver"))}</th><td data-key="status">${escapeHtml(r.status)}</td></tr>
-        <tr><th>${escapeHtml(t("an.objective"))}</th><td>${formatValue(r.objective)}</td></tr>
-        <tr><th>${escapeHtml(t("an.gap"))}</th><td>${r.gap === null || r.gap === undefined ? "—" : (100 * r.gap).toFixed(2) + "%"}</td></tr>
-        <tr><th>${escapeHtml(t("an.sites"))}</th><td data-key="sites">${formatValue(r.new_sites)}</td></tr>
-        <tr><th>${escapeHtml(t("an.before"))}</th><td>${formatValue(Math.round(100 * d.share_before))}%</td></tr>
-        <tr><th>${escapeHtml(t("an.after"))}</th><td data-key="after">${formatValue(Math.round(100 * d.share_after))}%</td></tr>
-        </tbody></table>`;
-      if (out.sites.features.length) this.map.fitBounds(L.geoJSON(out.sites).getBounds().pad(0.3), { maxZoom: 15 });
+      this.showSiting(out);
+      this.listScenarios();
     } catch (err) {
       box.innerHTML = `<div class="message error">${escapeHtml(err.message)}</div>`;
       toast(err.message, "error");
     } finally {
       bar.hidden = true;
     }
+  }
+
+  showSiting(out) {
+    const box = this.pane.querySelector("#an-siting-result");
+    this.overlay.clearLayers();
+    L.geoJSON(out.sites, {
+      pointToLayer: (f, ll) => L.marker(ll, { title: `#${f.properties.rank}` }),
+      onEachFeature: (f, l) => l.bindPopup(`<div class="popup"><h4>${escapeHtml(t("an.site"))} #${f.properties.rank}</h4>
+        <table><tr><th>${escapeHtml(t("an.gain"))}</th><td>${formatValue(Math.round(f.properties.coverage_gain))}</td></tr>
+        <tr><th>${escapeHtml(t("an.coveredDemand"))}</th><td>${formatValue(Math.round(f.properties.demand_covered))}</td></tr></table></div>`),
+    }).addTo(this.overlay);
+    const r = out.report, d = out.deficit;
+    box.innerHTML = `<p><strong data-key="scenario">${escapeHtml(out.scenario?.name || "")}</strong></p>
+      <table class="diff" id="an-siting-report"><tbody>
+      <tr><th>${escapeHtml(t("an.solver"))}</th><td data-key="status">${escapeHtml(r.status)}</td></tr>
+      <tr><th>${escapeHtml(t("an.objective"))}</th><td>${formatValue(r.objective)}</td></tr>
+      <tr><th>${escapeHtml(t("an.gap"))}</th><td>${r.gap === null || r.gap === undefined ? "—" : (100 * r.gap).toFixed(2) + "%"}</td></tr>
+      <tr><th>${escapeHtml(t("an.sites"))}</th><td data-key="sites">${formatValue(r.new_sites)}</td></tr>
+      <tr><th>${escapeHtml(t("an.before"))}</th><td>${formatValue(Math.round(100 * d.share_before))}%</td></tr>
+      <tr><th>${escapeHtml(t("an.after"))}</th><td data-key="after">${formatValue(Math.round(100 * d.share_after))}%</td></tr>
+      </tbody></table>`;
+    if (out.sites.features.length) this.map.fitBounds(L.geoJSON(out.sites).getBounds().pad(0.3), { maxZoom: 15 });
   }
 }
