@@ -231,11 +231,47 @@ def load_demo_cmd(config: Config) -> None:
     from layers.ingest.demo import load_demo
 
     load_demo(_engine(config), config.demo_data, _actor(), progress=True, echo=click.echo)
+    _load_demo_balances(config)
     # The demo city's result layers (walking access, provision by norms), unless they are current.
     _analyse(config, DEMO_TERRITORY, force=False)
 
 
 DEMO_TERRITORY = "19701000"
+# The real fuel and energy balances of Moscow Oblast (data/feb/moscow-oblast, see data/README.md).
+DEMO_BALANCES = ("feb/moscow-oblast", "46000000", "Московская область")
+
+
+def _load_demo_balances(config: Config) -> None:
+    from energy.store import list_balances, load_file
+
+    folder, oktmo, name = DEMO_BALANCES
+    engine = _engine(config)
+    have = {(b["territory_oktmo"], b["year"]) for b in list_balances(engine) if b["kind"] == "actual"}
+    for path in sorted((config.demo_data / folder).glob("balance*.xlsx")):
+        year = int(path.stem.removeprefix("balance"))
+        if (oktmo, year) in have:
+            continue
+        report = load_file(engine, path, oktmo, _actor(), name=name)
+        click.echo(f"fuel and energy balance {name} {report['year']}: {report['sheets']} carrier sheets, "
+                   f"{report['form_values']:,} form values, {len(report['defects'])} defects reported")
+    if have:
+        click.echo(f"fuel and energy balances of {name}: {len(have)} already loaded")
+
+
+@load.command("feb")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--territory", required=True, help="OKTMO of the territory the balance is of")
+@click.option("--name", default=None, help="Name of the territory (when it is not among the loaded territories)")
+@click.pass_obj
+def load_feb(config: Config, path: str, territory: str, name: str | None) -> None:
+    """Load a fuel and energy balance workbook (Order 1169 layout, one sheet per carrier with its forms)."""
+    from energy.store import load_file
+
+    report = load_file(_engine(config), path, territory, _actor(), name=name)
+    click.echo(f"balance {report['balance_id']} ({report['year']}): {report['sheets']} carrier sheets, forms "
+               f"{', '.join(report['forms'])}; {len(report['defects'])} defects:")
+    for defect in report["defects"]:
+        click.echo(f"  {defect}")
 
 
 def _analyse(config: Config, territory: str, force: bool) -> None:

@@ -5,6 +5,7 @@ from layers.models.base import SCHEMA, SRID, Base
 from layers.models.basemap import Railway, WaterBody
 from layers.models.buildings import Building
 from layers.models.cadastre import CADASTRAL_NUMBER_PATTERN, LandCategory, Parcel
+from layers.models.energy import BalanceCell, EnergyCarrier, FormValue, FuelBalance
 from layers.models.facilities import Facility, FacilityType
 from layers.models.history import History
 from layers.models.ingest_log import IngestRun
@@ -19,6 +20,7 @@ from layers.models.tile_cache import TileCache
 from layers.models.utilities import UtilityLine, UtilityNode
 
 __all__ = [
+    "BalanceCell", "EnergyCarrier", "FormValue", "FuelBalance",
     "ApiToken", "AuditEntry", "Grant", "User",
     "SCHEMA", "SRID", "Base", "Building", "CADASTRAL_NUMBER_PATTERN", "Facility", "FacilityType",
     "FunctionalZone", "History", "IngestRun", "JOB_STATUSES", "Job",

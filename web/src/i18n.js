@@ -1,7 +1,11 @@
 // Two languages: Russian for the officials and residents the platform is for, English for everyone else.
 const STRINGS = {
   en: {
-    "tab.analysis": "Analysis",
+    "tab.analysis": "Analysis", "tab.energy": "Energy",
+    "en.none": "No fuel and energy balances loaded (cdt load feb FILE).", "en.balance": "Balance",
+    "en.xlsx": "Download XLSX (Order 1169 layout)", "en.flows": "Flows, thousand tce",
+    "en.checks": "Checks that fail", "en.ok": "All checks pass", "en.co2": "CO2 from fuel combustion",
+    "en.table": "Balance, thousand tce", "en.unit": "thousand tce",
     "an.neighbourhood": "Neighbourhood", "an.nbHelp": "Walking times from a home to daily needs, and its 15-minute score.",
     "an.pick": "Click a home on the map", "an.min": "min", "an.score": "15-minute score",
     "an.median": "city median", "an.missing": "Not in the data", "an.unreachable": "unreachable",
@@ -51,7 +55,11 @@ const STRINGS = {
     "error.network": "The server cannot be reached", "error.generic": "Something went wrong: {msg}",
   },
   ru: {
-    "tab.analysis": "Анализ",
+    "tab.analysis": "Анализ", "tab.energy": "Энергетика",
+    "en.none": "Топливно-энергетические балансы не загружены (cdt load feb ФАЙЛ).", "en.balance": "Баланс",
+    "en.xlsx": "Скачать XLSX (форма приказа № 1169)", "en.flows": "Потоки, тыс. т у.т.",
+    "en.checks": "Нарушенные проверки", "en.ok": "Все проверки пройдены", "en.co2": "CO2 от сжигания топлива",
+    "en.table": "Баланс, тыс. т у.т.", "en.unit": "тыс. т у.т.",
     "an.neighbourhood": "Окрестности", "an.nbHelp": "Время пешком от дома до объектов повседневного спроса и индекс «15 минут».",
     "an.pick": "Щёлкните дом на карте", "an.min": "мин", "an.score": "Индекс «15 минут»",
     "an.median": "медиана города", "an.missing": "Нет в данных", "an.unreachable": "недостижимо",

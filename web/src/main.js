@@ -6,6 +6,7 @@ import { LayerManager } from "./layers.js";
 import { initSearch } from "./search.js";
 import { Editor } from "./editor.js";
 import { Analysis } from "./analysis.js";
+import { Energy } from "./energy.js";
 
 // leaflet.vectorgrid 1.3 calls L.DomEvent.fakeStop, which Leaflet 1.8 removed; this is what it did.
 if (!L.DomEvent.fakeStop) L.DomEvent.fakeStop = (e) => { e._stopped = true; };
@@ -67,6 +68,8 @@ async function loadSession(first = false) {
   app.layers.config = app.config;
   app.editor.configure(app.config, app.me);
   app.analysis.configure(app.config, app.me);
+  // the Energy tab fills itself when first opened (its balances are not needed for the map)
+  document.getElementById("tab-energy").addEventListener("click", () => app.energy.configure(), { once: true });
   await app.layers.build();
 }
 
@@ -89,6 +92,9 @@ function initChrome() {
         other.setAttribute("aria-selected", String(other === tab));
         document.getElementById(other.getAttribute("aria-controls")).hidden = other !== tab;
       }
+      // a balance table and its Sankey need room: the panel widens while the Energy tab is open
+      panel.classList.toggle("wide", tab.id === "tab-energy");
+      app.map.invalidateSize();
     };
   }
   const lang = document.getElementById("lang-toggle");
@@ -108,6 +114,7 @@ async function main() {
   map.on("zoomend", () => app.layers.updateZoomNotes());
   app.editor = new Editor(app);
   app.analysis = new Analysis(app);
+  app.energy = new Energy(app);
   initSearch(app);
   await loadSession(true);
   performance.mark("cdt:ready");
