@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, text
 
 from energy import layout
 from energy.carriers import CARRIER_DEFS, COEFFICIENT_SET
+from energy.forms import form_name, parse_form_file
 from energy.workbook import BALANCE_COLUMN, WorkbookData, read_workbook
 from layers.db import reader, transaction
 from layers.errors import InvalidParameterValue, NotFound
@@ -133,3 +134,16 @@ def load_file(engine: Engine, path: str | Path, territory_oktmo: str, actor: str
             "forms": sorted({f for s in data.sheets.values() for f in s.forms}),
             "form_values": sum(int(s.values.notna().sum().sum()) for s in data.sheets.values()),
             "balance_column": BALANCE_COLUMN, "defects": [d.as_dict() for d in data.defects]}
+
+
+def load_form_file(engine: Engine, balance_id: int, path: str | Path, form: str, actor: str) -> dict:
+    """A filled CSV or XLSX form template (energy/templates/), checked whole, then stored in one transaction
+    (replacing what the same file name loaded before for this form). A bad file or an unknown balance changes
+    nothing: validation runs before the transaction, and save_form_values checks the balance inside it."""
+    path = Path(path)
+    form = form_name(form)
+    lines = parse_form_file(path, form)
+    count = save_form_values(engine, balance_id, form, lines, path.name, actor)
+    return {"balance_id": balance_id, "form": form, "source": path.name, "form_values": count,
+            "carriers": sorted({v.carrier for v in lines}), "rows": sorted({v.row_code for v in lines}),
+            "value_tce": sum(v.value for v in lines)}

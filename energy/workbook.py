@@ -14,6 +14,7 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 from openpyxl.utils import get_column_letter
+from openpyxl.utils.exceptions import InvalidFileException
 
 from energy import layout
 from energy.carriers import Carrier, carrier_for_sheet
@@ -22,6 +23,8 @@ from layers.errors import InvalidParameterValue
 BALANCE_SHEET = "Баланс"
 BALANCE_COLUMN = "В баланс"
 TOLERANCE = 0.05  # thousand tce: the workbooks round to 0.01; sums of ~30 rounded cells may drift this much
+# Defects that refuse the file: a dropped row or a text in a value cell would store a wrong balance silently.
+FATAL_DEFECTS = ("unmatched_row", "not_a_number")
 
 
 @dataclass
@@ -72,6 +75,15 @@ def _num(v: object) -> float:
         return math.nan
 
 
+def _cell_num(ws, r: int, c: int, defects: list[Defect]) -> float:
+    """_num, but a text that is no number ("n/a", "12,3,4") is a `not_a_number` defect, not an empty cell."""
+    v = ws.cell(r, c).value
+    out = _num(v)
+    if math.isnan(out) and isinstance(v, str) and v.strip():
+        defects.append(Defect("not_a_number", f"{v!r} is not a number", ws.title, f"{get_column_letter(c)}{r}"))
+    return out
+
+
 def year_from_name(path: Path) -> int | None:
     m = re.search(r"(?<!\d)(19\d\d|20\d\d)(?!\d)", path.stem)
     return int(m.group(1)) if m else None
@@ -81,7 +93,7 @@ def _open(path: Path) -> tuple[openpyxl.Workbook, openpyxl.Workbook]:
     try:
         return (openpyxl.load_workbook(path, data_only=True, read_only=False),
                 openpyxl.load_workbook(path, data_only=False, read_only=False))
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError, InvalidFileException) as exc:
         raise InvalidParameterValue(f"{path.name}: not a readable .xlsx workbook ({exc})", file=str(path)) from exc
 
 
@@ -112,6 +124,11 @@ def read_workbook(path: str | Path) -> WorkbookData:
         sheet = _read_carrier_sheet(values[name], formulas[name], carrier, defects)
         if sheet is not None:
             sheets[name] = sheet
+    fatal = [d for d in defects if d.kind in FATAL_DEFECTS]
+    if fatal:
+        errors = [f"sheet {d.sheet!r}, cell {d.cell}: {d.message}" for d in fatal]
+        raise InvalidParameterValue(f"{path.name}: {len(errors)} error(s): " + "; ".join(errors[:20])
+                                    + ("; ..." if len(errors) > 20 else ""), file=str(path), errors=errors)
     _check_coefficients(sheets, defects)
     _check_consolidated_against_sheets(balance, cells, sheets, defects)
     _check_identities(balance, defects)
@@ -153,7 +170,7 @@ def _read_balance(ws, wf, defects: list[Defect], file_year: int | None):
         if year_col and file_year and (y := ws.cell(r, year_col).value) not in (None, file_year):
             wrong_years.append(f"{get_column_letter(year_col)}{r}={y}")
         for col, c in col_of.items():
-            v = _num(ws.cell(r, c).value)
+            v = _cell_num(ws, r, c, defects)
             formula = wf.cell(r, c).value
             coord = f"{get_column_letter(c)}{r}"
             if isinstance(formula, str) and formula.startswith("=") and ws.cell(r, c).value is None:
@@ -177,7 +194,7 @@ def _match_row(label: object, sheet_name: str, cell: str, defects: list[Defect],
         return code
     code = layout.fuzzy_row_code(label, sheet=sheet)
     if code is None:
-        defects.append(Defect("unmatched_row", f"row label {label!r} matches no balance row; row skipped",
+        defects.append(Defect("unmatched_row", f"row label {label!r} matches no balance row",
                               sheet_name, cell))
     else:
         defects.append(Defect("misspelt_row", f"row label {label!r} read as {code}", sheet_name, cell,
@@ -223,7 +240,7 @@ def _read_carrier_sheet(ws, wf, carrier: Carrier, defects: list[Defect]) -> Carr
         labels[code] = str(label)
         rows[code] = {}
         for c, h in headers.items():
-            rows[code][h] = _num(ws.cell(r, c).value)
+            rows[code][h] = _cell_num(ws, r, c, defects)
             cells[(code, h)] = f"{get_column_letter(c)}{r}"
             formula = wf.cell(r, c).value
             if isinstance(formula, str) and formula.startswith("=") and ws.cell(r, c).value is None:

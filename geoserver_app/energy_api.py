@@ -7,10 +7,9 @@ from __future__ import annotations
 import math
 
 from flask import Blueprint, Response
-from sqlalchemy import text
 
-from energy import checks, co2, export, flows, layout, reconcile, store
-from geoserver_app.ogc import check_params, engine, json_response, reader, single
+from energy import checks, co2, export, flows, layout, reconcile, service, store
+from geoserver_app.ogc import check_params, engine, json_response, single
 from geoserver_app.openapi import api, query
 from geoserver_app.openapi import json_response as doc_response
 from layers.errors import InvalidParameterValue, NotFound
@@ -70,15 +69,7 @@ def balance(balanceId: str):  # noqa: N803 - the path parameter's name in /api
            tags=TAGS, responses={"200": doc_response("XLSX workbook", (XLSX,))})
 def balance_xlsx(balanceId: str):  # noqa: N803
     check_params([])
-    bid = _balance_id(balanceId)
-    meta, table = _meta(bid), store.load_balance(engine(), bid)
-    with reader().connect() as conn:
-        cells = [dict(r._mapping) for r in conn.execute(text(
-            "SELECT row_code, column_code, value_tce, provenance FROM cdt.balance_cells WHERE balance_id = :b "
-            "ORDER BY row_code, column_code"), {"b": bid})]
-    title = f"Топливно-энергетический баланс: {meta['territory_name'] or meta['territory_oktmo']}, {meta['year']}"
-    data = export.to_xlsx(table, title, cells)
-    filename = f"feb-{meta['territory_oktmo']}-{meta['year']}.xlsx"
+    filename, data = export.export_balance(engine(), _balance_id(balanceId))
     return Response(data, mimetype=XLSX, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
@@ -124,6 +115,20 @@ def balance_reconciliation(balanceId: str):  # noqa: N803
         for row in adjustments.to_dict(orient="records")]})
 
 
+@api.route(blueprint, "/energy/balances/<balanceId>/forms",
+           summary="Per carrier sheet: the value each row takes from the statistical forms by priority rules, and "
+                   "the forms that disagree", tags=TAGS,
+           parameters=[query("sheet", "Carrier sheet, e.g. Электро", {"type": "string"}),
+                       query("tolerance_pct", "Disagreement tolerance, % (default 5)", {"type": "number"})],
+           responses={"200": doc_response("Chosen values with their form and rule, disagreements")})
+def balance_forms(balanceId: str):  # noqa: N803
+    check_params(["sheet", "tolerance_pct"])
+    sheet = single("sheet")
+    if not sheet:
+        raise InvalidParameterValue("name the carrier sheet: ?sheet=Электро")
+    return json_response(service.form_choice(engine(), _balance_id(balanceId), sheet, _float("tolerance_pct", 5.0)))
+
+
 @api.route(blueprint, "/energy/balances/<balanceId>/co2",
            summary="CO2 from fuel combustion by sector and fuel (IPCC 2006 factors), grid factor of the balance",
            tags=TAGS, responses={"200": doc_response("Emissions, t CO2")})
@@ -138,6 +143,18 @@ def balance_co2(balanceId: str):  # noqa: N803
         "electricity_co2_t": _num(result.electricity_co2_t), "heat_co2_t": _num(result.heat_co2_t),
         "biogenic_t": _num(float(result.biogenic.sum()))},
         "by_row": {r: _num(v) for r, v in by_row.items() if _num(v)}})
+
+
+@api.route(blueprint, "/energy/territories", summary="Final consumption and CO2 per resident of each territory with "
+           "a balance, a boundary and a population (GeoJSON, for the map)", tags=TAGS,
+           parameters=[query("year", "Year (default: each territory's latest)", {"type": "integer"})],
+           responses={"200": doc_response("GeoJSON FeatureCollection", ("application/geo+json",))})
+def energy_territories():
+    check_params(["year"])
+    raw = single("year")
+    if raw is not None and not (raw.isascii() and raw.isdigit() and len(raw) == 4):
+        raise InvalidParameterValue(f"year must be a four-digit year, got '{raw}'")
+    return json_response(service.per_capita(engine(), int(raw) if raw else None), media_type="application/geo+json")
 
 
 def _float(name: str, default: float) -> float:

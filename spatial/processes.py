@@ -147,7 +147,7 @@ def _check(name: str, value: object, schema: dict) -> object:
 
 # Modules that register processes when imported (each owns its processes).
 PROCESS_MODULES = ("spatial.access_processes", "spatial.needs_processes", "spatial.siting_processes",
-                   "spatial.results_processes")
+                   "spatial.results_processes", "energy.processes")
 _loaded = False
 
 

@@ -112,10 +112,26 @@ def test_co2_and_xlsx_agree_with_the_balance(client, engine):
     assert resp.status_code == 200 and "attachment" in resp.headers["Content-Disposition"]
     ws = openpyxl.load_workbook(io.BytesIO(resp.data))["Баланс"]
     label = layout.ROW["inflow"].ru
-    row = next(r for r in ws.iter_rows(values_only=True) if r[1] == label)
+    row = next(r for r in ws.iter_rows(values_only=True) if r[0] == label)
     assert row[2 + layout.COLUMNS.index("natural_gas")] == pytest.approx(values(client, 2019)["inflow"]["natural_gas"])
 
 
 def test_unknown_balances(client):
     assert client.get("/energy/balances/999999").status_code == 404
     assert client.get("/energy/balances/abc/flows").status_code == 404
+
+
+def test_forms_choice_follows_priority_and_flags_disagreements(client):
+    bid = balance_id(client, 2019)
+    out = client.get(f"/energy/balances/{bid}/forms?sheet=Электро").get_json()
+    chosen = {c["row"]: c for c in out["chosen"]}
+    # 23-Н first for electricity (energy/reconcile.py); the workbook's compilers took the RDU's 2493.74 instead
+    assert chosen["electricity_production"]["form"] == "23-Н"
+    assert chosen["electricity_production"]["value"] == pytest.approx(2544.52)
+    flagged = {(d["row"], d["form"]) for d in out["disagreements"]}
+    assert out["compilers_choice"]["same"] < out["compilers_choice"]["rows"]
+    assert all(abs(d["difference_pct"]) > 5 for d in out["disagreements"] if d["difference_pct"] is not None)
+    assert flagged, "forms that differ by more than 5 % are listed"
+    bad = client.get(f"/energy/balances/{bid}/forms?sheet=Нет")
+    assert bad.status_code == 400 and "Электро" in bad.get_json()["description"]
+    assert client.get(f"/energy/balances/{bid}/forms").status_code == 400

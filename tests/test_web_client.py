@@ -98,6 +98,8 @@ def test_search_finds_a_school(make_page, engine):
 
 
 def start_editing(page: Page, lat: float, lon: float, zoom: int = 16) -> None:
+    # facilities are drawn above the zones: a click meant for a zone could land on a school's circle
+    page.js("cdt.layers.setVisible('facilities', false)")
     page.page.click("#tab-edit")
     page.page.select_option("#edit-layer", FZ)
     page.view(lat, lon, zoom)
@@ -197,6 +199,7 @@ def test_stale_version_shows_the_conflict_dialog(make_page, engine, tokens, base
     page = make_page().open()
     page.login("vologda_city")
     start_editing(page, lat, lon, 17)
+    page.wait_js(f"[...cdt.editor.items.values()].some(i => i.id === {fid})")
     page.page.mouse.click(*page.map_point(lat, lon))  # select it
     page.page.fill("#f-name", "planner's name")
     page.page.locator("#f-name").press("Enter")
@@ -237,6 +240,7 @@ def test_conflict_reload_takes_theirs(make_page, engine, tokens, base_url, volog
     page = make_page().open()
     page.login("vologda_city")
     start_editing(page, lat, lon, 17)
+    page.wait_js(f"[...cdt.editor.items.values()].some(i => i.id === {fid})")
     page.page.mouse.click(*page.map_point(lat, lon))
     page.page.fill("#f-name", "mine")
     patch_zone(base_url, tokens["t_federal"], fid, name="theirs")
@@ -316,6 +320,7 @@ def test_history_panel_reverts_a_version(make_page, engine, tokens, base_url, vo
     page = make_page().open()
     page.login("vologda_city")
     start_editing(page, lat, lon, 17)
+    page.wait_js(f"[...cdt.editor.items.values()].some(i => i.id === {fid})")
     page.page.mouse.click(*page.map_point(lat, lon))
     page.page.click("#edit-show-history")
     entries = page.page.locator("#edit-history li")

@@ -19,7 +19,7 @@ def loaded(engine):
         load_file(engine, FEB / f"balance{year}.xlsx", "46000000", "test:feb", name="Московская область")
 
 
-def test_energy_tab_shows_the_balance(make_page, loaded, base_url):
+def test_energy_tab_shows_the_balance(make_page, loaded, base_url, engine):
     import requests
 
     page = make_page().open()
@@ -40,4 +40,16 @@ def test_energy_tab_shows_the_balance(make_page, loaded, base_url):
     assert requests.get(base_url + href, timeout=10).headers["Content-Type"].startswith(
         "application/vnd.openxmlformats")
     page.shot("energy")
+    # the per-capita choropleth: no territory of the Moscow Oblast balances has a boundary here, so it says so;
+    # a fixture balance for Vologda (the real one scaled by population) is drawn on its boundary
+    page.page.click("#en-map")
+    if not requests.get(f"{base_url}/energy/territories", timeout=10).json()["features"]:
+        page.wait_js("document.getElementById('en-map-note').textContent.includes('No territory')")
+        from tests.test_energy_processes import save_scaled
+
+        save_scaled(engine, 301642 / 7_700_000, "19701000", "г Вологда")
+        page.page.click("#en-map")
+    page.wait_js("cdt.energy.mapLayer && cdt.energy.mapLayer.getLayers().length === 1")
+    assert "tce per resident" in page.js("cdt.energy.mapLayer.getLayers()[0].getTooltip().getContent()")
+    page.shot("energy-map")
     assert page.errors == []

@@ -29,12 +29,15 @@ export class Energy {
       <label for="en-balance">${escapeHtml(t("en.balance"))}</label>
       <select id="en-balance">${list.balances.map((b) => `<option value="${b.id}">${escapeHtml(
         `${b.territory_name || b.territory_oktmo} · ${b.year} · ${b.kind}${b.scenario ? ` · ${b.scenario}` : ""}`)}</option>`).join("")}</select>
-      <div class="actions"><a class="btn" id="en-xlsx" href="#" download>${escapeHtml(t("en.xlsx"))}</a></div>
+      <div class="actions"><a class="btn" id="en-xlsx" href="#" download>${escapeHtml(t("en.xlsx"))}</a>
+        <button type="button" class="btn" id="en-map" aria-pressed="false">${escapeHtml(t("en.map"))}</button></div>
+      <div id="en-map-note" class="edit-status" aria-live="polite"></div>
       <h3>${escapeHtml(t("en.flows"))}</h3>
       <div class="sankey-box"><canvas id="en-sankey" role="img" aria-label="${escapeHtml(t("en.flows"))}"></canvas></div>
       <h3>${escapeHtml(t("en.checks"))}</h3><ul class="history" id="en-checks"></ul>
       <h3>${escapeHtml(t("en.co2"))}</h3><div id="en-co2"></div>
       <h3>${escapeHtml(t("en.table"))}</h3><div class="table-scroll"><table class="diff balance-table" id="en-table"></table></div>`;
+    this.pane.querySelector("#en-map").onclick = () => this.toggleMap();
     const select = this.pane.querySelector("#en-balance");
     select.onchange = () => this.show(select.value);
     await this.show(select.value);
@@ -56,6 +59,36 @@ export class Energy {
     const box = this.pane.querySelector("#en-co2");
     box.innerHTML = co2 ? `<table class="diff" id="en-co2-table"><tbody>${Object.entries(co2.summary || {}).map(([k, v]) =>
       `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(formatValue(v))}</td></tr>`).join("")}</tbody></table>` : "";
+  }
+
+  // Consumption and CO2 per resident by territory (territories with a balance, a boundary and a population).
+  async toggleMap() {
+    const btn = this.pane.querySelector("#en-map");
+    const note = this.pane.querySelector("#en-map-note");
+    if (this.mapLayer) {
+      this.app.map.removeLayer(this.mapLayer);
+      this.mapLayer = null;
+      btn.setAttribute("aria-pressed", "false");
+      note.textContent = "";
+      return;
+    }
+    const data = await getJSON("/energy/territories");
+    if (!data.features.length) {
+      note.textContent = t("en.mapNone");
+      return;
+    }
+    const values = data.features.map((f) => f.properties.final_consumption_tce_per_capita || 0);
+    const max = Math.max(...values, 1e-9);
+    this.mapLayer = L.geoJSON(data, {
+      style: (f) => ({ color: "#4a1486", weight: 1, fillOpacity: 0.65,
+        fillColor: `hsl(${30 - 30 * (f.properties.final_consumption_tce_per_capita || 0) / max}, 85%, ${70 - 35 * (f.properties.final_consumption_tce_per_capita || 0) / max}%)` }),
+      onEachFeature: (f, l) => l.bindTooltip(`${escapeHtml(f.properties.name)} ${f.properties.year}: ` +
+        `${formatValue(f.properties.final_consumption_tce_per_capita)} ${t("en.perCapita")}, ` +
+        `${formatValue(f.properties.co2_t_per_capita)} ${t("en.co2PerCapita")}`),
+    }).addTo(this.app.map);
+    btn.setAttribute("aria-pressed", "true");
+    note.textContent = `${data.features.length} · ${t("en.mapLegend")}`;
+    this.app.map.fitBounds(this.mapLayer.getBounds(), { maxZoom: 12 });
   }
 
   renderTable(balance) {
