@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from energy import co2 as co2_mod
+from energy import layout
 from energy.scenarios import (
     CARRIERS,
     COLUMNS,
@@ -53,13 +54,7 @@ from energy.scenarios import (
 )
 from layers.errors import InvalidParameterValue
 
-ROWS: tuple[str, ...] = (
-    "production", "inflow", "outflow", "stock_change", "primary_consumption", "statistical_discrepancy",
-    "electricity_production", "heat_production", "heat_chp", "heat_boilers", "heat_electric_boilers",
-    "fuel_transformation", "oil_refining", "gas_processing", "coal_enrichment", "own_use", "losses",
-    "final_consumption", "agriculture", "industry", *SECTOR_PARENTS["industry"], "construction",
-    "transport", *SECTOR_PARENTS["transport"], "services", "households", "non_energy", "other",
-)
+ROWS: tuple[str, ...] = layout.ROWS  # the Order 1169 rows (energy/layout.py)
 TOP_SECTORS: tuple[str, ...] = (
     "agriculture", "industry", "construction", "transport", "services", "households", "non_energy", "other",
 )

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from energy import layout
 from layers.errors import InvalidParameterValue
 
 FUELS: tuple[str, ...] = (
     "coal", "crude_oil", "petroleum_products", "natural_gas", "other_solid_fuel", "hydro_renewables", "nuclear",
 )
-CARRIERS: tuple[str, ...] = FUELS + ("electricity", "heat")
-COLUMNS: tuple[str, ...] = CARRIERS + ("total",)
+CARRIERS: tuple[str, ...] = layout.CARRIER_COLUMNS  # FUELS + electricity, heat (energy/layout.py)
+COLUMNS: tuple[str, ...] = layout.COLUMNS
 
 # Leaf rows of final consumption (the sectors a scenario drives) and the parents they sum to.
 SECTOR_PARENTS: dict[str, tuple[str, ...]] = {

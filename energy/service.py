@@ -9,7 +9,7 @@ import math
 import pandas as pd
 from sqlalchemy import Engine, text
 
-from energy import checks, co2, consolidate, forecast, reconcile, store
+from energy import carriers, checks, co2, consolidate, forecast, reconcile, store
 from energy.scenarios import InputOutput, Scenario, Substitution, Technology
 from layers.db import reader
 from layers.errors import InvalidParameterValue, NotFound
@@ -151,3 +151,22 @@ def form_choice(engine: Engine, balance_id: int, sheet: str, tolerance_pct: floa
         compared = reconcile.compare_with(choice, frame[CHOSEN])
         out["compilers_choice"] = {"rows": int(len(compared)), "same": int(compared["match"].sum())}
     return out
+
+
+def single_product(engine: Engine, balance_id: int, sheet: str) -> dict:
+    """A carrier's single-product balance: each row's value for the balance (`В баланс`) and every form's, in
+    thousand tce and in the carrier's natural unit (thousand units: thousand tce / tce per unit), with the
+    coefficient and its source. A carrier without a coefficient (coal and pellets here) has tce only."""
+    _meta(engine, balance_id)
+    carrier = carriers.carrier_for_sheet(sheet)
+    with reader(engine).connect() as conn:
+        rows = conn.execute(text("SELECT row_code, form, value FROM cdt.form_values WHERE balance_id = :b AND "
+                                 "sheet = :s ORDER BY id"), {"b": balance_id, "s": sheet}).all()
+    if not rows:
+        raise InvalidParameterValue(f"balance {balance_id} has no sheet '{sheet}'")
+    factor = carrier.tce_per_unit if carrier else None
+    unit = f"thousand {carrier.natural_unit}" if carrier and carrier.natural_unit and factor else None
+    return {"sheet": sheet, "carrier": carrier.code if carrier else None, "natural_unit": unit,
+            "tce_per_unit": factor, "coefficient_source": carrier.coefficient_source if carrier else None,
+            "values": [{"row": r, "form": f, "thousand_tce": _num(v),
+                        "natural": _num(v / factor) if factor and v is not None else None} for r, f, v in rows]}

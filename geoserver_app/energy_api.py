@@ -129,6 +129,18 @@ def balance_forms(balanceId: str):  # noqa: N803
     return json_response(service.form_choice(engine(), _balance_id(balanceId), sheet, _float("tolerance_pct", 5.0)))
 
 
+@api.route(blueprint, "/energy/balances/<balanceId>/single-product",
+           summary="A carrier's single-product balance in thousand tce and in natural units, every form's value",
+           tags=TAGS, parameters=[query("sheet", "Carrier sheet, e.g. Пр-й газ", {"type": "string"})],
+           responses={"200": doc_response("Rows with the balance's and each form's value, tce and natural")})
+def balance_single_product(balanceId: str):  # noqa: N803
+    check_params(["sheet"])
+    sheet = single("sheet")
+    if not sheet:
+        raise InvalidParameterValue("name the carrier sheet: ?sheet=Пр-й газ")
+    return json_response(service.single_product(engine(), _balance_id(balanceId), sheet))
+
+
 @api.route(blueprint, "/energy/balances/<balanceId>/co2",
            summary="CO2 from fuel combustion by sector and fuel (IPCC 2006 factors), grid factor of the balance",
            tags=TAGS, responses={"200": doc_response("Emissions, t CO2")})

@@ -135,3 +135,14 @@ def test_forms_choice_follows_priority_and_flags_disagreements(client):
     bad = client.get(f"/energy/balances/{bid}/forms?sheet=Нет")
     assert bad.status_code == 400 and "Электро" in bad.get_json()["description"]
     assert client.get(f"/energy/balances/{bid}/forms").status_code == 400
+
+
+def test_single_product_balance_in_natural_units(client):
+    bid = balance_id(client, 2019)
+    gas = client.get(f"/energy/balances/{bid}/single-product?sheet=Пр-й газ").get_json()
+    assert gas["natural_unit"] == "thousand 1000 m3" and gas["tce_per_unit"] == 1.154
+    row = next(v for v in gas["values"] if v["row"] == "inflow" and v["form"] == "В баланс")
+    # thousand tce / 1.154 tce per 1000 m3 = thousand (1000 m3), i.e. million m3
+    assert row["natural"] == pytest.approx(row["thousand_tce"] / 1.154, rel=1e-4)
+    assert row["thousand_tce"] == pytest.approx(values(client, 2019)["inflow"]["natural_gas"], abs=0.01)
+    assert client.get(f"/energy/balances/{bid}/single-product?sheet=Нет").status_code == 400
