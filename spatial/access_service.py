@@ -400,6 +400,27 @@ def _snap_point(network: Network, lon: float, lat: float) -> Snaps:
 
 
 # --- services -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Setting:
+    territory: Territory | None
+    network: Network
+    homes: Buildings
+    facilities: Facilities
+
+
+def _homes_and_facilities(conn: Connection, engine: Engine, principal: Principal, facility_type: str, mode: str,
+                          territory_oktmo: str | None) -> _Setting:
+    """What a per-building measure to one facility type needs: the territory, its (cached) network, the
+    residential buildings' and the facilities' snaps; refuses an unknown type or an empty territory first."""
+    _check_type(conn, facility_type)
+    territory = _territory(conn, territory_oktmo)
+    _require_homes(conn, principal, territory)
+    network = _network(conn, engine, principal, mode, territory)
+    homes = _buildings(conn, engine, principal, network, territory)
+    return _Setting(territory, network, homes,
+                    _facilities_cached(conn, engine, principal, network, facility_type, territory))
+
+
 def nearest_facility(engine: Engine, principal: Principal, facility_type: str, mode: str = "walk",
                      territory_oktmo: str | None = None, k: int = 1) -> dict:
     """Per residential building: time, distance and id of the nearest facility of a type (k > 1: the k nearest,
@@ -408,13 +429,9 @@ def nearest_facility(engine: Engine, principal: Principal, facility_type: str, m
     if not 1 <= int(k) <= 10:
         raise InvalidParameterValue(f"k must be between 1 and 10, got {k}")
     with reader(engine).connect() as conn:
-        _check_type(conn, facility_type)
-        territory = _territory(conn, territory_oktmo)
-        _require_homes(conn, principal, territory)
-        network = _network(conn, engine, principal, mode, territory)
-        homes = _buildings(conn, engine, principal, network, territory)
-        fac = _facilities_cached(conn, engine, principal, network, facility_type, territory)
-        norm = _norm(conn, facility_type, territory)
+        setting = _homes_and_facilities(conn, engine, principal, facility_type, mode, territory_oktmo)
+        norm = _norm(conn, facility_type, setting.territory)
+    territory, network, homes, fac = setting.territory, setting.network, setting.homes, setting.facilities
     secs, metres, target = acc.nearest(network, homes.snaps, fac.snaps)
     ids, residents = homes.ids.tolist(), homes.residents.astype(int).tolist()
     access = _column(homes.snaps.access_m)
@@ -504,9 +521,17 @@ def neighbourhood(engine: Engine, principal: Principal, lon: float, lat: float) 
             "city": city}
 
 
-def fifteen_minute_scores(engine: Engine, principal: Principal, territory_oktmo: str | None = None) -> dict:
-    """The 15-minute walking score (0..100: share of the daily-need types present in the data reachable on foot
-    within 15 minutes) of each residential building, with mean/median per territory and overall."""
+@dataclass(frozen=True)
+class DailyNeeds:
+    territory: Territory | None
+    homes: Buildings
+    times: dict[str, np.ndarray]  # daily-need type -> walking seconds from each home (inf: unreachable)
+    scores: np.ndarray  # the 15-minute score of each home
+
+
+def daily_need_times(engine: Engine, principal: Principal, territory_oktmo: str | None = None) -> DailyNeeds:
+    """Walking seconds from every residential building to the nearest facility of each daily-need type present
+    in the data, and the 15-minute score (0..100: the share of those types reachable within 15 minutes)."""
     with reader(engine).connect() as conn:
         known = set(_known_types(conn))
         territory = _territory(conn, territory_oktmo)
@@ -519,11 +544,19 @@ def fifteen_minute_scores(engine: Engine, principal: Principal, territory_oktmo:
                    if kind in known else None)
             if fac is not None:
                 times[kind] = acc.nearest(network, homes.snaps, fac.snaps)[0]
-        names = dict(conn.execute(text("SELECT id, name FROM cdt.territories")).all())
     if not times:
         raise InvalidParameterValue(f"none of the daily-need types ({', '.join(ESSENTIAL_TYPES)}) has facilities "
                                     "in " + (f"territory {territory.oktmo}" if territory else "the database"))
-    scores = acc.fifteen_minute_score(times, FIFTEEN_MIN_S)
+    return DailyNeeds(territory, homes, times, acc.fifteen_minute_score(times, FIFTEEN_MIN_S))
+
+
+def fifteen_minute_scores(engine: Engine, principal: Principal, territory_oktmo: str | None = None) -> dict:
+    """The 15-minute walking score of each residential building (see daily_need_times), with mean/median per
+    territory and overall."""
+    needs = daily_need_times(engine, principal, territory_oktmo)
+    territory, homes, times, scores = needs.territory, needs.homes, needs.times, needs.scores
+    with reader(engine).connect() as conn:
+        names = dict(conn.execute(text("SELECT id, name FROM cdt.territories")).all())
     per_territory = []
     for tid in np.unique(homes.territory_ids):
         sel = homes.territory_ids == tid
@@ -561,12 +594,8 @@ def catchment_accessibility(engine: Engine, principal: Principal, facility_type:
     if not 1 <= minutes <= 120:
         raise InvalidParameterValue(f"minutes must be between 1 and 120, got {minutes}")
     with reader(engine).connect() as conn:
-        _check_type(conn, facility_type)
-        territory = _territory(conn, territory_oktmo)
-        _require_homes(conn, principal, territory)
-        network = _network(conn, engine, principal, mode, territory)
-        homes = _buildings(conn, engine, principal, network, territory)
-        fac = _facilities_cached(conn, engine, principal, network, facility_type, territory)
+        setting = _homes_and_facilities(conn, engine, principal, facility_type, mode, territory_oktmo)
+    network, homes, fac = setting.network, setting.homes, setting.facilities
     capacity = np.nan_to_num(np.asarray(fac.capacities, dtype=float), nan=0.0)
     limit_s = minutes * 60 * (4 if method == "gravity" else 1)
     times_min = acc.travel_times(network, homes.snaps, fac.snaps, limit=limit_s) / 60

@@ -13,10 +13,8 @@ from sqlalchemy import Engine, text
 
 from layers.access import Principal
 from layers.db import reader, transaction
-from layers.errors import InvalidParameterValue
 from layers.models.results import WALK_TYPES
 from spatial import access_service as svc
-from spatial import accessibility as acc
 from spatial.needs_service import needs
 
 # Facility types whose provision is recomputed: those with a demand norm (places per 1,000) in cdt.planning_norms.
@@ -29,22 +27,8 @@ def _minutes(seconds: np.ndarray) -> list[float | None]:
 
 def walk_access(engine: Engine, principal: Principal, territory_oktmo: str, actor: str) -> dict:
     """Recompute `walk_access` for the residential buildings of a territory (and its descendants)."""
-    with reader(engine).connect() as conn:
-        known = set(svc._known_types(conn))
-        territory = svc._territory(conn, territory_oktmo)
-        svc._require_homes(conn, principal, territory)
-        network = svc._network(conn, engine, principal, "walk", territory)
-        homes = svc._buildings(conn, engine, principal, network, territory)
-        times: dict[str, np.ndarray] = {}
-        for kind in WALK_TYPES:
-            facilities = (svc._facilities_cached(conn, engine, principal, network, kind, territory, required=False)
-                          if kind in known else None)
-            if facilities is not None:
-                times[kind] = acc.nearest(network, homes.snaps, facilities.snaps)[0]
-    if not times:
-        raise InvalidParameterValue(f"no facility of a daily-need type ({', '.join(WALK_TYPES)}) in territory "
-                                    f"{territory_oktmo}: nothing to measure")
-    scores = acc.fifteen_minute_score(times, svc.FIFTEEN_MIN_S)
+    daily = svc.daily_need_times(engine, principal, territory_oktmo)
+    territory, homes, times, scores = daily.territory, daily.homes, daily.times, daily.scores
     nothing = [None] * len(homes.ids)
     params = {"ids": homes.ids.tolist(), "score": [round(float(s), 1) for s in scores], "scope": list(territory.ids)}
     for kind in WALK_TYPES:
