@@ -26,32 +26,14 @@ from energy.checks import (
 )
 from energy.consolidate import compare, consolidate
 from energy.reconcile import choose, compare_with, default_priority, identities, least_squares
+from energy.workbook import read_workbook
 from layers.errors import InvalidParameterValue
 
-# ---- private reader of the real workbooks (switch to energy.workbook.read_workbook when it lands) ----
+# ---- the real workbooks ----
 DATA = Path(__file__).resolve().parents[1] / "data" / "feb" / "moscow-oblast"
 YEARS = range(2016, 2021)
 COLUMNS = ["coal", "crude_oil", "petroleum_products", "natural_gas", "other_solid_fuel", "hydro_renewables",
            "nuclear", "electricity", "heat", "total"]
-# Sheet `Баланс`: rows 5..39 in this order (labels checked below), columns C..L.
-BALANCE_ROWS = {
-    "Производство энергетических ресурсов": "production", "Ввоз": "inflow", "Вывоз": "outflow",
-    "Изменение запасов": "stock_change", "Потребление первичной энергии": "primary_consumption",
-    "Статистическое расхождение": "statistical_discrepancy", "Производство ЭЭ": "electricity_production",
-    "Производство тепловой энергии": "heat_production", "Теплоэлектростанции": "heat_chp",
-    "Котельные": "heat_boilers", "Электрокотельные и теплоутилизационные установки": "heat_electric_boilers",
-    "Преобразование топлива": "fuel_transformation", "Переработка нефти": "oil_refining",
-    "Переработка газа": "gas_processing", "Обогащение угля": "coal_enrichment", "Собственные нужды": "own_use",
-    "Потери при передаче": "losses", "Конечное потребление": "final_consumption",
-    "Сельское хозяйство": "agriculture", "Промышленность": "industry",
-    "Добыча полезных ископаемых": "industry_mining", "Обрабатывающие производства": "industry_manufacturing",
-    "Обеспечение ЭЭ, газом и паром": "industry_energy_supply",
-    "Водоснабжение, водоотведение, утилизация отходов": "industry_water_waste",
-    "Прочая промышленность": "industry_other", "Строительство": "construction", "Транспорт и связь": "transport",
-    "Железнодорожный": "transport_rail", "Трубопроводный": "transport_pipeline", "Автомобильный": "transport_road",
-    "Прочий транспорт": "transport_other", "Сфера услуг": "services", "Население": "households",
-    "Неэнергетические нужды": "non_energy", "Прочее": "other",
-}
 SECONDARY = {"Электро": "electricity", "Тепло": "heat"}
 # Carrier-sheet labels (typos included: "Промышленнсть", "Обеспчение", ...) are matched by keyword, in order.
 SHEET_KEYWORDS = [
@@ -92,14 +74,6 @@ def _sheet_code(label: str, previous: str | None) -> str | None:
     return "other" if text == "прочее" else None
 
 
-def _read_balance(ws) -> pd.DataFrame:
-    data = {}
-    for r in range(5, 40):
-        code = BALANCE_ROWS[" ".join(str(ws.cell(r, 1).value).split())]
-        data[code] = [ws.cell(r, c).value for c in range(3, 13)]
-    return pd.DataFrame.from_dict(data, orient="index", columns=COLUMNS).astype(float)
-
-
 def _read_sheet(ws) -> pd.DataFrame:
     """Rows (codes) x [`В баланс`, forms...], magnitudes as in the sheet; duplicate codes summed."""
     forms = [ws.cell(2, c).value for c in range(2, ws.max_column + 1)]
@@ -135,8 +109,11 @@ def _signed(sheet: str, chosen: pd.Series) -> pd.Series:
 
 @functools.cache
 def workbook(year: int) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    # the consolidated sheet through the platform's reader; the carrier sheets as magnitudes, the way
+    # check_carriers takes them (energy.workbook keeps sheet-only rows apart, which these checks fold in)
     wb = openpyxl.load_workbook(DATA / f"balance{year}.xlsx", data_only=True, read_only=False)
-    return _read_balance(wb["Баланс"]), {name: _read_sheet(wb[name]) for name in wb.sheetnames[1:]}
+    balance = read_workbook(DATA / f"balance{year}.xlsx").balance.reindex(columns=COLUMNS)
+    return balance, {name: _read_sheet(wb[name]) for name in wb.sheetnames[1:]}
 
 
 def carrier_values(year: int) -> dict[str, pd.Series]:

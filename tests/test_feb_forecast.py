@@ -9,7 +9,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import openpyxl
 import pandas as pd
 import pytest
 
@@ -26,38 +25,13 @@ from energy.forecast import (
     sensitivity,
 )
 from energy.scenarios import COLUMNS, InputOutput, Scenario, Substitution, check_productive, spectral_radius
+from energy.workbook import read_workbook
 from layers.errors import InvalidParameterValue
 
 FEB = Path(__file__).resolve().parents[1] / "data" / "feb" / "moscow-oblast"
 
-# ---- private workbook reader (TODO: switch to energy.workbook once it lands)
-_LABELS = {
-    "производство энергетических ресурсов": "production", "ввоз": "inflow", "вывоз": "outflow",
-    "изменение запасов": "stock_change", "потребление первичной энергии": "primary_consumption",
-    "статистическое расхождение": "statistical_discrepancy", "производство ээ": "electricity_production",
-    "производство тепловой энергии": "heat_production", "теплоэлектростанции": "heat_chp", "котельные": "heat_boilers",
-    "электрокотельные и теплоутилизационные установки": "heat_electric_boilers",
-    "преобразование топлива": "fuel_transformation", "переработка нефти": "oil_refining",
-    "переработка газа": "gas_processing", "обогащение угля": "coal_enrichment", "собственные нужды": "own_use",
-    "потери при передаче": "losses", "конечное потребление": "final_consumption",
-    "сельское хозяйство": "agriculture", "промышленность": "industry",
-    "добыча полезных ископаемых": "industry_mining", "обрабатывающие производства": "industry_manufacturing",
-    "обеспечение ээ, газом и паром": "industry_energy_supply",
-    "водоснабжение, водоотведение, утилизация отходов": "industry_water_waste",
-    "прочая промышленность": "industry_other", "строительство": "construction", "транспорт и связь": "transport",
-    "железнодорожный": "transport_rail", "трубопроводный": "transport_pipeline", "автомобильный": "transport_road",
-    "прочий транспорт": "transport_other", "сфера услуг": "services", "население": "households",
-    "неэнергетические нужды": "non_energy", "прочее": "other",
-}
-
-
 def _read_workbook(path: Path) -> pd.DataFrame:
-    ws = openpyxl.load_workbook(path, data_only=True, read_only=True)["Баланс"]
-    data = {}
-    for r in ws.iter_rows(values_only=True):
-        if isinstance(r[0], str) and r[0].strip().lower() in _LABELS:
-            data[_LABELS[r[0].strip().lower()]] = [float("nan") if v is None else float(v) for v in r[2:12]]
-    return pd.DataFrame.from_dict(data, orient="index", columns=list(COLUMNS))
+    return read_workbook(path).balance.reindex(columns=list(COLUMNS))
 
 
 def toy_balance() -> pd.DataFrame:
