@@ -100,10 +100,15 @@ def save_form_values(engine: Engine, balance_id: int, form: str, values: list, s
 def load_balance(engine: Engine, balance_id: int) -> pd.DataFrame:
     """The balance in the shared convention (all rows and columns; NaN = empty cell)."""
     with reader(engine).connect() as conn:
-        if conn.execute(text("SELECT 1 FROM cdt.fuel_balances WHERE id = :b"), {"b": balance_id}).scalar() is None:
-            raise NotFound(f"no fuel balance with id {balance_id}")
-        rows = conn.execute(text("SELECT row_code, column_code, value_tce FROM cdt.balance_cells "
-                                 "WHERE balance_id = :b"), {"b": balance_id}).all()
+        return read_balance(conn, balance_id)
+
+
+def read_balance(conn: Connection, balance_id: int) -> pd.DataFrame:
+    """load_balance on the caller's connection (a transaction sees its own rows)."""
+    if conn.execute(text("SELECT 1 FROM cdt.fuel_balances WHERE id = :b"), {"b": balance_id}).scalar() is None:
+        raise NotFound(f"no fuel balance with id {balance_id}")
+    rows = conn.execute(text("SELECT row_code, column_code, value_tce FROM cdt.balance_cells "
+                             "WHERE balance_id = :b"), {"b": balance_id}).all()
     balance = layout.empty_balance()
     for row, col, value in rows:
         if row in balance.index and col in balance.columns and value is not None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -399,6 +400,12 @@ def _snap_point(network: Network, lon: float, lat: float) -> Snaps:
     return point
 
 
+def snap_point(network: Network, lon: float, lat: float) -> Snaps:
+    """One point snapped onto `network`; InvalidParameterValue when lon/lat is out of range or the point lies more
+    than MAX_ACCESS_M from the nearest street (for services outside this module, e.g. planning.site_service)."""
+    return _snap_point(network, lon, lat)
+
+
 # --- services -----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Setting:
@@ -519,6 +526,29 @@ def neighbourhood(engine: Engine, principal: Principal, lon: float, lat: float) 
     return {"point": {"lon": lon, "lat": lat, "access_m": _num(point.access_m[0])}, "mode": "walk",
             "services": services, "score": score, "score_types": sorted(times), "missing": missing,
             "city": city}
+
+
+def nearest_times(conn: Connection, engine: Engine, principal: Principal, territory_oktmo: str | None,
+                  types: Sequence[str], mode: str, fresh: bool = False) -> tuple[Buildings, dict[str, np.ndarray]]:
+    """Seconds from every residential building to the nearest facility of each of `types` that has facilities
+    (the others are left out), on the caller's connection. `fresh`: buildings and facilities read anew, not
+    from the cache (whose fingerprint is rechecked only every few seconds): a scenario's sandbox sees its edits."""
+    _check_mode(mode)
+    known = set(_known_types(conn))
+    territory = _territory(conn, territory_oktmo)
+    _require_homes(conn, principal, territory)
+    network = _network(conn, engine, principal, mode, territory)
+    homes = (_load_buildings(conn, principal, network, territory) if fresh
+             else _buildings(conn, engine, principal, network, territory))
+    times = {}
+    for kind in types:
+        if kind not in known:
+            continue
+        fac = (_facilities(conn, principal, network, kind, territory, required=False) if fresh
+               else _facilities_cached(conn, engine, principal, network, kind, territory, required=False))
+        if fac is not None:
+            times[kind] = acc.nearest(network, homes.snaps, fac.snaps)[0]
+    return homes, times
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from layers.access import Principal
 from layers.db import reader, transaction
-from layers.models.results import WALK_TYPES
+from layers.models.results import ACCESS_DESTINATIONS, WALK_TYPES
 from spatial import access_service as svc
 from spatial.needs_service import needs
 
@@ -73,15 +74,72 @@ def service_provision(engine: Engine, principal: Principal, territory_oktmo: str
     return out
 
 
+@dataclass(frozen=True)
+class AccessMatrix:
+    building_ids: np.ndarray
+    territory_ids: np.ndarray
+    residents: np.ndarray
+    floors: np.ndarray  # 0: unknown
+    walk_min: np.ndarray  # buildings x ACCESS_DESTINATIONS, NaN: none in the data or none reachable
+    drive_min: np.ndarray
+
+
+def access_matrix(conn: Connection, engine: Engine, principal: Principal, territory_oktmo: str,
+                  fresh: bool = False) -> AccessMatrix:
+    """Minutes on foot and by car from every residential building of a territory to the nearest facility of
+    each destination type, on the caller's connection (`fresh`: a scenario's sandbox sees its own edits)."""
+    both = {mode: svc.nearest_times(conn, engine, principal, territory_oktmo, ACCESS_DESTINATIONS, mode, fresh)
+            for mode in ("walk", "drive")}
+    homes = both["walk"][0]
+    if not np.array_equal(homes.ids, both["drive"][0].ids):
+        raise RuntimeError("walk and drive snaps disagree on the residential buildings")
+    floors = dict(conn.execute(text("SELECT id, coalesce(floors, 0) FROM cdt.buildings WHERE id = ANY(:ids)"),
+                               {"ids": homes.ids.tolist()}).all())
+
+    def minutes(times: dict[str, np.ndarray]) -> np.ndarray:
+        out = np.full((len(homes.ids), len(ACCESS_DESTINATIONS)), np.nan)
+        for j, kind in enumerate(ACCESS_DESTINATIONS):
+            if kind in times:
+                out[:, j] = np.where(np.isfinite(times[kind]), times[kind] / 60.0, np.nan)
+        return out
+
+    return AccessMatrix(homes.ids, homes.territory_ids, homes.residents,
+                        np.array([floors.get(int(i), 0) for i in homes.ids], dtype=np.int64),
+                        minutes(both["walk"][1]), minutes(both["drive"][1]))
+
+
+def building_access(engine: Engine, principal: Principal, territory_oktmo: str, actor: str) -> dict:
+    """Recompute `building_access` (the input of the access indicator families) for a territory."""
+    from planning.indicators.families import pack_minutes
+    with reader(engine).connect() as conn:
+        m = access_matrix(conn, engine, principal, territory_oktmo)
+        scope = list(svc._territory(conn, territory_oktmo).ids)
+    with transaction(engine, actor) as conn:
+        conn.execute(text("DELETE FROM cdt.building_access WHERE territory_id = ANY(:scope) "
+                          "OR building_id = ANY(:ids)"), {"scope": scope, "ids": m.building_ids.tolist()})
+        conn.execute(text("""
+            INSERT INTO cdt.building_access (building_id, territory_id, residents, floors, minutes)
+            SELECT * FROM unnest(CAST(:ids AS int[]), CAST(:ter AS int[]), CAST(:res AS int[]), CAST(:fl AS int[]),
+                                 CAST(:mins AS bytea[]))"""),
+                     {"ids": m.building_ids.tolist(), "ter": [int(t) or None for t in m.territory_ids],
+                      "res": m.residents.astype(int).tolist(), "fl": m.floors.tolist(),
+                      "mins": pack_minutes(m.walk_min, m.drive_min)})
+    present = [k for j, k in enumerate(ACCESS_DESTINATIONS) if np.isfinite(m.walk_min[:, j]).any()]
+    return {"buildings": len(m.building_ids), "destinations": present}
+
+
 def refresh(engine: Engine, principal: Principal, territory_oktmo: str, actor: str,
             progress: Callable[[float, str], None] = lambda f, m: None) -> dict:
     """Both result layers of a territory, recomputed from the current buildings, facilities, network and norms."""
     progress(0.05, "walking times to daily needs")
     access = walk_access(engine, principal, territory_oktmo, actor)
-    progress(0.5, "provision by planning norms")
+    progress(0.35, "provision by planning norms")
     provision = service_provision(engine, principal, territory_oktmo, actor)
+    progress(0.7, "travel times for the indicator families")
+    matrix = building_access(engine, principal, territory_oktmo, actor)
     progress(1.0, "done")
-    return {"territory": territory_oktmo, "walk_access": access, "service_provision": provision}
+    return {"territory": territory_oktmo, "walk_access": access, "service_provision": provision,
+            "building_access": matrix}
 
 
 def stale(engine: Engine, territory_oktmo: str) -> bool:
@@ -89,7 +147,10 @@ def stale(engine: Engine, territory_oktmo: str) -> bool:
     with reader(engine).connect() as conn:
         return bool(conn.execute(text("""
             WITH t AS (SELECT id FROM cdt.territories WHERE oktmo = :o),
-                 res AS (SELECT max(created_at) AS at FROM cdt.walk_access w, t WHERE w.territory_id = t.id),
+                 w AS (SELECT max(created_at) AS at FROM cdt.walk_access x, t WHERE x.territory_id = t.id),
+                 a AS (SELECT max(created_at) AS at FROM cdt.building_access x, t WHERE x.territory_id = t.id),
+                 res AS (SELECT CASE WHEN w.at IS NULL OR a.at IS NULL THEN NULL ELSE least(w.at, a.at) END AS at
+                         FROM w, a),
                  src AS (SELECT greatest((SELECT max(updated_at) FROM cdt.buildings),
                                          (SELECT max(updated_at) FROM cdt.facilities),
                                          (SELECT max(updated_at) FROM cdt.street_edges),

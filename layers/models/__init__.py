@@ -13,14 +13,16 @@ from layers.models.jobs import JOB_STATUSES, Job
 from layers.models.masterplan import FunctionalZone, PlannedFacility, ZoningZone
 from layers.models.network import StreetEdge, StreetNode
 from layers.models.norms import PlanningNorm
-from layers.models.results import WALK_TYPES, ServiceProvision, WalkAccess
+from layers.models.planning import Goal, Indicator, IndicatorValue, Program, Scenario, ScenarioEdit
+from layers.models.results import ACCESS_DESTINATIONS, WALK_TYPES, BuildingAccess, ServiceProvision, WalkAccess
 from layers.models.row_counts import RowCount
 from layers.models.territory import TERRITORY_LEVELS, Territory
 from layers.models.tile_cache import TileCache
 from layers.models.utilities import UtilityLine, UtilityNode
 
 __all__ = [
-    "BalanceCell", "EnergyCarrier", "FormValue", "FuelBalance",
+    "ACCESS_DESTINATIONS", "BuildingAccess", "Goal", "Indicator", "IndicatorValue", "Program", "Scenario",
+    "ScenarioEdit", "BalanceCell", "EnergyCarrier", "FormValue", "FuelBalance",
     "ApiToken", "AuditEntry", "Grant", "User",
     "SCHEMA", "SRID", "Base", "Building", "CADASTRAL_NUMBER_PATTERN", "Facility", "FacilityType",
     "FunctionalZone", "History", "IngestRun", "JOB_STATUSES", "Job",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from geoalchemy2 import Geometry
-from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, Text, UniqueConstraint, func
+from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, LargeBinary, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from layers.models.base import SRID, Base
@@ -63,3 +63,25 @@ class ServiceProvision(Base):
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     geom = mapped_column(Geometry("POLYGON", srid=SRID, spatial_index=False), nullable=False)
+
+
+# Destinations of the access indicator families (planning.indicators.families), in the order of the arrays below.
+ACCESS_DESTINATIONS = ("kindergarten", "school", "college", "university", "polyclinic", "hospital", "pharmacy",
+                       "sports", "culture", "library", "stop", "park")
+
+
+class BuildingAccess(Base):
+    """Minutes from each residential building to the nearest facility of each destination type, on foot and by
+    car over the street network (NaN: none of that type in the data or none reachable). Input of the indicator
+    families; recomputed with the other result layers (migration 0011)."""
+
+    __tablename__ = "building_access"
+
+    building_id: Mapped[int] = mapped_column(ForeignKey("buildings.id", ondelete="CASCADE"), primary_key=True)
+    territory_id: Mapped[int | None] = mapped_column(ForeignKey("territories.id"), index=True)
+    residents: Mapped[int | None] = mapped_column(Integer)
+    floors: Mapped[int | None] = mapped_column(Integer)
+    # Minutes as float32 little-endian, walk then drive, one per ACCESS_DESTINATIONS each (96 bytes): packed, so
+    # that the indicator families read a million buildings in a second (planning.indicators.families).
+    minutes: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
