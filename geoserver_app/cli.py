@@ -234,6 +234,25 @@ def load_demo_cmd(config: Config) -> None:
     _load_demo_balances(config)
     # The demo city's result layers (walking access, provision by norms), unless they are current.
     _analyse(config, DEMO_TERRITORY, force=False)
+    _compute_indicators(config, "19000000", None)
+
+
+def _compute_indicators(config: Config, territory: str | None, year: int | None) -> None:
+    from tqdm import tqdm
+
+    from planning.indicators import service
+
+    engine = _engine(config)
+    service.install(engine, _actor())
+    with tqdm(total=100, desc="indicators", unit="%", bar_format="{l_bar}{bar}| {postfix}") as bar:
+        def progress(fraction: float, message: str) -> None:
+            bar.n = round(100 * fraction)
+            bar.set_postfix_str(message)
+            bar.refresh()
+
+        out = service.run(engine, territory, year, _actor(), progress=progress)
+    click.echo(f"indicators of {territory or 'every territory'} for {out['year']}: {out['indicators']:,} indicators "
+               f"x {out['territories']} territories, {out['values']:,} values stored in {out['total_s']:.1f} s")
 
 
 DEMO_TERRITORY = "19701000"
@@ -274,6 +293,47 @@ def load_feb(config: Config, path: str, territory: str, name: str | None) -> Non
         click.echo(f"  {defect}")
 
 
+@load.command("rosstat")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--map", "mappings", multiple=True, metavar="NAME=CODE",
+              help="CDT indicator code for an indicator of the file (its name as written); default: bdmo_<name>.")
+@click.option("--skip-unknown", is_flag=True,
+              help="Skip municipalities whose OKTMO is not a territory (default: refuse the whole file).")
+@click.option("--value-type", type=click.Choice(["actual", "forecast", "target"]), default="actual",
+              show_default=True, help="Value type of rows the file does not mark as план/прогноз.")
+@click.pass_obj
+def load_rosstat(config: Config, path: Path, mappings, skip_unknown: bool, value_type: str) -> None:
+    """Load indicator time series from a Rosstat municipal database (БД ПМО) export, CSV or XLSX."""
+    from planning.series_store import import_series
+
+    report = import_series(_engine(config), path, _actor(), mapping=_name_assignments(mappings),
+                           value_type=value_type, skip_unknown=skip_unknown)
+    years = "-".join(str(y) for y in report["years"]) if report["years"] else "none"
+    click.echo(f"{report['file']} ({report['layout']} layout): {report['indicators']} indicators "
+               f"({len(report['indicators_created'])} new), {report['territories']} territories, years {years}; "
+               f"values {report['values_inserted']} inserted, {report['values_updated']} updated, "
+               f"{report['values_unchanged']} unchanged, {report['values_missing']} missing in the file")
+    for name, code in report["indicator_codes"].items():
+        click.echo(f"  {code} = {name}")
+    if report["skipped_oktmo"]:
+        click.echo(f"skipped, not among the territories: OKTMO {', '.join(report['skipped_oktmo'])}")
+    for warning in report["warnings"]:
+        click.echo(f"warning: {warning}")
+
+
+def _name_assignments(pairs) -> dict[str, str]:
+    """NAME=CODE pairs; split at the last '=' since an indicator's name may hold one, a code never does."""
+    from layers.errors import InvalidParameterValue
+
+    out = {}
+    for pair in pairs:
+        name, sep, code = pair.rpartition("=")
+        if not sep or not name.strip() or not code.strip():
+            raise InvalidParameterValue(f"--map '{pair}' must look like NAME=CODE")
+        out[name.strip()] = code.strip()
+    return out
+
+
 def _analyse(config: Config, territory: str, force: bool) -> None:
     import time
 
@@ -299,6 +359,30 @@ def _analyse(config: Config, territory: str, force: bool) -> None:
 def analyse(config: Config, territory: str) -> None:
     """Recompute the result layers (walk_access, service_provision) of a territory."""
     _analyse(config, territory, force=True)
+
+
+@main.group(cls=CDTGroup)
+def indicators() -> None:
+    """The indicator registry and its values."""
+
+
+@indicators.command("install")
+@click.pass_obj
+def indicators_install(config: Config) -> None:
+    """Install (or update) the built-in indicator definitions."""
+    from planning.indicators import service
+
+    out = service.install(_engine(config), _actor())
+    click.echo(f"indicator registry: {out['installed']:,} built-in definitions installed, {out['removed']} removed")
+
+
+@indicators.command("compute")
+@click.option("--territory", default="19000000", show_default=True, help="OKTMO (descendants included)")
+@click.option("--year", type=int, help="Year of the values (default: this year)")
+@click.pass_obj
+def indicators_compute(config: Config, territory: str, year: int | None) -> None:
+    """Compute and store every indicator of a territory and its descendants."""
+    _compute_indicators(config, territory, year)
 
 
 # --- accounts --------------------------------------------------------------------------------

@@ -147,7 +147,8 @@ def _check(name: str, value: object, schema: dict) -> object:
 
 # Modules that register processes when imported (each owns its processes).
 PROCESS_MODULES = ("spatial.access_processes", "spatial.needs_processes", "spatial.siting_processes",
-                   "spatial.results_processes", "energy.processes")
+                   "spatial.results_processes", "energy.processes", "planning.site_processes",
+                   "planning.processes")
 _loaded = False
 
 

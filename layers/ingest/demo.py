@@ -79,6 +79,8 @@ def load_demo(engine: Engine, data: Path, actor: str, progress: bool = False,
                   skip_if_loaded=True))
     step(load_kpt(engine, sorted(cadastre.glob("kpt10_21-02-*.xml")), actor=actor, territory=NOVOCHEBOKSARSK,
                   skip_if_loaded=True))
+    from planning.indicators.service import install
+    echo(f"indicator registry: {install(engine, actor)['installed']:,} built-in definitions")
     created = load_demo_accounts(engine, actor)
     echo(f"demo accounts: {', '.join(created)} created (password demo-<login>)" if created
          else "demo accounts: present, unchanged")
