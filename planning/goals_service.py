@@ -87,7 +87,8 @@ def _write_targets(conn: Connection, goal_id: int) -> None:
         conn.execute(text(
             "INSERT INTO cdt.indicator_values (indicator_code, territory_id, period, value_type, value, source) "
             "VALUES (:c, :t, :p, 'target', :v, :s) "
-            "ON CONFLICT (indicator_code, territory_id, period, value_type, scenario_id) DO UPDATE SET value = EXCLUDED.value, source = EXCLUDED.source, computed_at = now()"),
+            "ON CONFLICT (indicator_code, territory_id, period, value_type, scenario_id) "
+            "DO UPDATE SET value = EXCLUDED.value, source = EXCLUDED.source, computed_at = now()"),
             {"c": row["indicator_code"], "t": row["territory_id"], "p": date(year, 1, 1),
              "v": b + (t - b) * (year - y0) / (y1 - y0), "s": f"goal:{goal_id}"})
 
