@@ -221,7 +221,8 @@ class Rows:
         self.streets = [p for c in self.leaves for p in STREET_PARTS[c]]
         self.water = [a for c in self.leaves for a in WATER_PARTS[c]]
         self.rail = [x for c in self.leaves for x in RAIL_PARTS[c]]
-        self.balance = BALANCE_2020 if "A" in self.cities else None
+        # A balance belongs to its own territory: the region (no balance of its own) does not pool A's.
+        self.balance = BALANCE_2020 if self.cities == ("A",) else None
 
 
 def measure(rows: list, value):
@@ -374,7 +375,7 @@ def expected(territory: str) -> dict[str, float | None]:
     e["parcels_coverage_share"] = div(mul(100, e["parcels_area_ha"]), km2 * 100)
     e["parcels_without_use_share"] = measure(pa, lambda p: 100 * sum(u is None for _, _, u, _ in p) / len(p))
 
-    # energy: the cells of A's 2020 balance (a region without its own balance pools its cities' cells)
+    # energy: the cells of A's 2020 balance (a balance is its own territory's; the region has none)
     cell = (lambda row, col: r.balance[(row, col)]) if r.balance else (lambda row, col: None)
     e["energy_final_ktce"] = cell("final_consumption", "total")
     e["energy_final_electricity_ktce"] = cell("final_consumption", "electricity")

@@ -29,6 +29,9 @@ class Source:
     sql: str  # a sub-select with territory_id and the columns below
     columns: tuple[str, ...]
     description: str
+    # False: a territory's value comes from its own rows only (a region's fuel balance is not the sum of its
+    # municipalities'; summing both would count the same energy twice).
+    pooled: bool = True
 
 
 def _clipped(table: str, measure: str, extra: str = "") -> str:
@@ -104,7 +107,8 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
            "      WHERE kind = 'actual' AND scenario IS NULL AND territory_id IS NOT NULL AND year <= :year "
            "      ORDER BY territory_id, year DESC) b ON b.id = c.balance_id",
            ("row_code", "column_code", "value_tce"),
-           "Cells of the latest actual fuel and energy balance (thousand tce, Order No. 1169 rows and columns)."),
+           "Cells of the latest actual fuel and energy balance of the territory itself (thousand tce, Order No. 1169 "
+           "rows and columns).", pooled=False),
 )}
 
 TMAP = """WITH RECURSIVE tmap(territory_id, leaf_id) AS (
@@ -129,8 +133,9 @@ def check_source(name: str | None, code: str) -> Source:
 
 def measure_query(source: Source, formulas: Sequence[str]) -> str:
     columns = ", ".join(f"({f})::float8 AS m{i}" for i, f in enumerate(formulas))
+    own = "" if source.pooled else " AND m.territory_id = m.leaf_id"
     return (f"{TMAP} SELECT m.territory_id, {columns} FROM ({source.sql}) s "
-            f"JOIN tmap m ON m.leaf_id = s.territory_id GROUP BY m.territory_id")
+            f"JOIN tmap m ON m.leaf_id = s.territory_id{own} GROUP BY m.territory_id")
 
 
 def compute_measures(conn: Connection, source: Source, formulas: Sequence[str], territory_ids: Sequence[int],
