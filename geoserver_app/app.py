@@ -40,13 +40,14 @@ def create_app(config: Config | None = None, database_url: str | None = None) ->
     from geoserver_app import tiles_api
     app.register_blueprint(tiles_api.blueprint)
     _register_errors(app)
-    from geoserver_app import audit_api, auth, energy_api, hardening, processes_api, search_api, web
+    from geoserver_app import audit_api, auth, energy_api, hardening, planning_api, processes_api, search_api, web
 
     app.register_blueprint(audit_api.blueprint)
     app.register_blueprint(search_api.blueprint)
     app.register_blueprint(web.blueprint)
     app.register_blueprint(processes_api.blueprint)
     app.register_blueprint(energy_api.blueprint)
+    app.register_blueprint(planning_api.blueprint)
     app.register_blueprint(auth.blueprint)
 
     auth.install(app)

@@ -174,9 +174,10 @@ def list_edits(conn: Connection, scenario_id: int) -> list[dict]:
 
 
 def require_owner_or_admin(conn: Connection, principal: Principal, scenario_id: int) -> None:
+    """The author, or a federal official (the widest role CDT has), may change a scenario."""
     owner = get(conn, scenario_id)["created_by"]
-    if principal.anonymous or (owner != principal.actor and not any(g.role == "admin" for g in principal.grants)):
-        raise Forbidden("only the scenario's author or an administrator may change it")
+    if principal.anonymous or (owner != principal.actor and not any(g.role == "federal" for g in principal.grants)):
+        raise Forbidden("only the scenario's author or a federal official may change it")
 
 
 # --- the sandbox ---------------------------------------------------------------------------------------------

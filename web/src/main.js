@@ -7,6 +7,8 @@ import { initSearch } from "./search.js";
 import { Editor } from "./editor.js";
 import { Analysis } from "./analysis.js";
 import { Energy } from "./energy.js";
+import { Plan } from "./plan.js";
+import { SitePanel } from "./site.js";
 
 // leaflet.vectorgrid 1.3 calls L.DomEvent.fakeStop, which Leaflet 1.8 removed; this is what it did.
 if (!L.DomEvent.fakeStop) L.DomEvent.fakeStop = (e) => { e._stopped = true; };
@@ -70,6 +72,7 @@ async function loadSession(first = false) {
   app.analysis.configure(app.config, app.me);
   // the Energy tab fills itself when first opened (its balances are not needed for the map)
   document.getElementById("tab-energy").addEventListener("click", () => app.energy.configure(), { once: true });
+  document.getElementById("tab-plan").addEventListener("click", () => app.plan.configure(), { once: true });
   await app.layers.build();
 }
 
@@ -93,7 +96,7 @@ function initChrome() {
         document.getElementById(other.getAttribute("aria-controls")).hidden = other !== tab;
       }
       // a balance table and its Sankey need room: the panel widens while the Energy tab is open
-      panel.classList.toggle("wide", tab.id === "tab-energy");
+      panel.classList.toggle("wide", tab.id === "tab-energy" || tab.id === "tab-plan");
       app.map.invalidateSize();
     };
   }
@@ -115,6 +118,8 @@ async function main() {
   app.editor = new Editor(app);
   app.analysis = new Analysis(app);
   app.energy = new Energy(app);
+  app.plan = new Plan(app);
+  app.site = new SitePanel(app);
   initSearch(app);
   await loadSession(true);
   performance.mark("cdt:ready");
