@@ -29,14 +29,19 @@ def base_url(db_url) -> Iterator[str]:
         yield url
 
 
+_CLEARED: list[bool] = []
+
+
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium (or set CDT_CHROMIUM)")
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # this run's screenshots only
-    ARTIFACTS.mkdir(parents=True)
+    if not _CLEARED:  # this run's screenshots only: cleared once, not by each module's browser
+        shutil.rmtree(ARTIFACTS, ignore_errors=True)
+        ARTIFACTS.mkdir(parents=True)
+        _CLEARED.append(True)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
