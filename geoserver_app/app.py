@@ -49,6 +49,18 @@ def create_app(config: Config | None = None, database_url: str | None = None) ->
     app.register_blueprint(energy_api.blueprint)
     app.register_blueprint(planning_api.blueprint)
     app.register_blueprint(auth.blueprint)
+    from geoserver_app import bulk_api
+
+    app.register_blueprint(bulk_api.blueprint)
+    from geoserver_app.bot.http import blueprint as telegram_blueprint
+
+    app.register_blueprint(telegram_blueprint)
+    from geoserver_app import exports_api
+
+    app.register_blueprint(exports_api.blueprint)
+    from geoserver_app.reports.http import blueprint as reports_blueprint
+
+    app.register_blueprint(reports_blueprint)
 
     auth.install(app)
     hardening.install(app)

@@ -385,6 +385,43 @@ def indicators_compute(config: Config, territory: str, year: int | None) -> None
     _compute_indicators(config, territory, year)
 
 
+# --- reports ---------------------------------------------------------------------------------
+@main.command()
+@click.option("--territory", default=DEMO_TERRITORY, show_default=True, help="OKTMO of the territory")
+@click.option("--year", type=int, help="Year of the indicator values (default: the latest)")
+@click.option("--lang", type=click.Choice(["ru", "en"]), default="ru", show_default=True)
+@click.option("--indicators", "codes", help="Comma-separated indicator codes (default: the key indicators)")
+@click.option("--user", "login", help="Build with this user's access rights (default: the public tier)")
+@click.option("--basemap", is_flag=True, help="Add the online base map of CDT_BASEMAP_URL (needs the network)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="HTML file to write")
+@click.pass_obj
+def report(config: Config, territory: str, year: int | None, lang: str, codes: str | None, login: str | None,
+           basemap: bool, out: Path) -> None:
+    """Write a territory's standalone HTML map report (indicators, deficits, facilities, energy balance)."""
+    from sqlalchemy import text
+
+    from geoserver_app.reports import build_report
+    from layers.access import ANONYMOUS
+    from layers.accounts import principal_for_user
+    from layers.errors import InvalidParameterValue, NotFound
+
+    engine = _engine(config)
+    who = ANONYMOUS
+    if login:
+        with engine.connect() as conn:
+            uid = conn.execute(text("SELECT id FROM cdt.users WHERE login = :l"), {"l": login}).scalar()
+            who = principal_for_user(conn, uid) if uid is not None else None
+        if who is None:
+            raise NotFound(f"no active user '{login}'")
+    if basemap and not config.basemap_url:
+        raise InvalidParameterValue("--basemap: CDT_BASEMAP_URL is not set")
+    page = build_report(engine, who, territory, year, [c.strip() for c in codes.split(",") if c.strip()]
+                        if codes else None, lang, config.basemap_url if basemap else None,
+                        config.basemap_attribution or None)
+    out.write_text(page, encoding="utf-8")
+    click.echo(f"{out} ({out.stat().st_size / 1024:,.0f} KiB)")
+
+
 # --- accounts --------------------------------------------------------------------------------
 @main.group(cls=CDTGroup)
 def users() -> None:
@@ -557,6 +594,21 @@ def users_list(config: Config) -> None:
                    f"{'  [' + ', '.join(flags) + ']' if flags else ''}")
 
 
+@users.command("telegram-code")
+@click.argument("login")
+@click.pass_obj
+def users_telegram_code(config: Config, login: str) -> None:
+    """Print a one-time code that links a Telegram chat to LOGIN (send `/link CODE` to the bot; 10 minutes)."""
+    from geoserver_app.bot import linking
+
+    with _engine(config).begin() as conn:
+        issued = linking.issue_code_for_login(conn, login)
+        _audited(conn, "telegram.code", f"user:{login}")
+    click.echo(f"send '/link {issued.code}' to the CDT bot before {issued.expires_at:%H:%M %Z} (valid once):",
+               err=True)
+    click.echo(issued.code)
+
+
 # --- serving ---------------------------------------------------------------------------------
 @main.command()
 @click.option("--host", default=None)
@@ -580,6 +632,20 @@ def serve(config: Config, host, port, workers) -> None:
     args.append("geoserver_app.wsgi:app")
     click.echo(f"CDT serving on http://{bind}")
     os.execve(sys.executable, args, env)
+
+
+@main.command()
+@click.pass_obj
+def bot(config: Config) -> None:
+    """Run the Telegram bot (long polling) with the token in CDT_TELEGRAM_TOKEN, until Ctrl-C."""
+    if not config.telegram_token:
+        click.secho("error: CDT_TELEGRAM_TOKEN is not set: get a token from @BotFather and export it "
+                    "(CDT_TELEGRAM_BASE_URL for a self-hosted Bot API server)", fg="red", err=True)
+        sys.exit(2)
+    from geoserver_app.bot.app import run
+
+    click.echo("CDT bot: polling for updates (Ctrl-C stops)", err=True)
+    run(_engine(config), config.telegram_token, config.telegram_base_url)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,10 @@ class Config:
     basemap_url: str = ""
     basemap_attribution: str = ""
     basemap_max_zoom: int = 19
+    # The Telegram bot (`cdt bot`): its token from @BotFather; empty: no bot. The base URL points the bot at
+    # another Bot API server (a self-hosted one, in a closed network); empty: Telegram's own.
+    telegram_token: str = ""
+    telegram_base_url: str = ""
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -78,6 +82,8 @@ class Config:
             basemap_url=os.environ.get("CDT_BASEMAP_URL", "").strip(),
             basemap_attribution=os.environ.get("CDT_BASEMAP_ATTRIBUTION", "").strip(),
             basemap_max_zoom=int(_env("CDT_BASEMAP_MAX_ZOOM", "19")),
+            telegram_token=os.environ.get("CDT_TELEGRAM_TOKEN", "").strip(),
+            telegram_base_url=os.environ.get("CDT_TELEGRAM_BASE_URL", "").strip(),
         )
 
     def session_key(self) -> str:

@@ -27,6 +27,7 @@ from layers.db import transaction
 from layers.errors import Conflict, Forbidden, InvalidParameterValue, NotFound, UnsupportedMediaType
 from layers.registry import PLANNER_ROLES
 from planning import analytics, budget, equity, goals_service, investment, scenarios, trends
+from planning.indicators import access as indicator_access
 from planning.indicators import catalog, service, store
 from planning.indicators.engine import territories_under
 
@@ -139,10 +140,26 @@ def _planner() -> Principal:
 
 
 def _indicator(conn, code: str) -> catalog.Definition:
+    """The definition, if the caller may see it (not computed from layers they may not read)."""
     reg = catalog.registry(conn)
     if code not in reg:
         raise NotFound(f"no indicator '{code}'")
+    indicator_access.require_readable(principal(), code, reg)
     return reg[code]
+
+
+def _in_scope(conn, code: str, rows: list, key: str) -> list:
+    """Rows of the territories whose value of `code` the caller may see (a scoped grant on a restricted layer)."""
+    scope = indicator_access.allowed(principal(), code, catalog.registry(conn))
+    return list(rows) if scope is None else [r for r in rows if r[key] in scope]
+
+
+def _visible(reg: dict[str, catalog.Definition], codes: list[str]) -> None:
+    unknown = [c for c in codes if c not in reg]
+    if unknown:
+        raise NotFound(f"no indicator(s) {', '.join(unknown)}")
+    for c in codes:
+        indicator_access.require_readable(principal(), c, reg)
 
 
 def _territory(conn, oktmo: str) -> dict:
@@ -184,7 +201,9 @@ def indicators():
     family, kind, q = single("family"), single("kind"), (single("q") or "").strip().lower()
     with reader().connect() as conn:
         reg = catalog.registry(conn)
-    found = [d for d in reg.values() if (family is None or d.family == family) and (kind is None or d.kind == kind)
+    hidden = indicator_access.hidden(principal(), reg)
+    found = [d for d in reg.values() if d.code not in hidden
+             and (family is None or d.family == family) and (kind is None or d.kind == kind)
              and (not q or q in d.code.lower() or q in d.name_ru.lower() or q in d.name_en.lower())]
     found.sort(key=lambda d: (d.family or "", d.code))
     return _ok({"total": len(found), "limit": limit, "offset": offset,
@@ -209,6 +228,7 @@ def indicator(code: str):
         reg = catalog.registry(conn)
     if code not in reg:
         raise NotFound(f"no indicator '{code}'")
+    indicator_access.require_readable(principal(), code, reg)
     out = _definition(reg[code])
     out["computation_order"] = catalog.order(reg, [code])
     out["used_by"] = sorted(c for c, d in reg.items() if code in d.depends_on())
@@ -316,6 +336,7 @@ def indicator_values(code: str):
             "AND v.value_type = 'actual' AND v.scenario_id IS NOT DISTINCT FROM CAST(:sc AS int) "
             "AND (CAST(:scope AS int[]) IS NULL OR t.id = ANY(CAST(:scope AS int[]))) ORDER BY t.oktmo"),
             {"c": code, "p": store.period_of(year), "sc": sid, "scope": scope}).mappings().all()
+        rows = _in_scope(conn, code, rows, "territory_id")
     return _ok({"indicator": _definition(d), "year": year, "scenario": sid, "values": [dict(r) for r in rows]})
 
 
@@ -333,6 +354,7 @@ def indicator_series(code: str):
         d = _indicator(conn, code)
         sid = _scenario_param(conn)
         terr = _territory(conn, oktmo)
+        indicator_access.require_readable(principal(), code, catalog.registry(conn), terr["id"])
         rows = store.series(conn, code, [terr["id"]], sid)
     by_type: dict[str, dict[int, float]] = {}
     for r in rows:
@@ -388,11 +410,12 @@ def indicator_map(code: str):
                 "WHERE v.indicator_code = :c AND v.period = :p AND v.value_type = 'actual' AND v.scenario_id IS NULL "
                 "AND t.boundary IS NOT NULL ORDER BY t.oktmo"),
                 {"c": code, "p": store.period_of(year)}).mappings().all()
-            features = [_feature(r, {"value": r["value"]}) for r in rows]
+            features = [_feature(r, {"value": r["value"]}) for r in _in_scope(conn, code, rows, "id")]
     if sid is not None:
         result = scenarios.compare(engine(), sid, [code], year)
         by_tid = {r["territory_id"]: r for r in result["rows"] if r["code"] == code}
         with reader().connect() as conn:
+            by_tid = {t: r for t, r in by_tid.items() if _in_scope(conn, code, [{"id": t}], "id")}
             rows = conn.execute(text(
                 "SELECT t.id, t.oktmo, t.name, t.level, ST_AsGeoJSON(t.boundary, 6)::jsonb AS geometry "
                 "FROM cdt.territories t WHERE t.id = ANY(:ids) AND t.boundary IS NOT NULL ORDER BY t.oktmo"),
@@ -569,15 +592,15 @@ def scenario_compare(scenarioId: str):  # noqa: N803
     oktmo = single("territory")
     with reader().connect() as conn:
         scenarios.get(conn, sid)
+        reg = catalog.registry(conn)
         if codes:
-            reg = catalog.registry(conn)
-            unknown = [c for c in codes if c not in reg]
-            if unknown:
-                raise NotFound(f"no indicator(s) {', '.join(unknown)}")
+            _visible(reg, codes)
         tid = _territory(conn, oktmo)["id"] if oktmo else None
+    scopes = indicator_access.scopes(principal(), reg)
     result = scenarios.compare(engine(), sid, codes, _year_param())
     result["rows"] = [r for r in result["rows"] if (tid is None or r["territory_id"] == tid)
-                      and (codes is None or r["code"] in codes)]  # not the dependencies computed on the way
+                      and (codes is None or r["code"] in codes)  # not the dependencies computed on the way
+                      and (scopes[r["code"]] is None or r["territory_id"] in scopes[r["code"]])]
     return _ok(result)
 
 
@@ -617,9 +640,7 @@ def _matrix(body: Mapping) -> tuple[list[str], list[dict], np.ndarray, int, dict
     year = _number(body, "year", integer=True)
     with reader().connect() as conn:
         reg = catalog.registry(conn)
-        unknown = [c for c in codes if c not in reg]
-        if unknown:
-            raise NotFound(f"no indicator(s) {', '.join(unknown)}")
+        _visible(reg, codes)
         year = year or store.latest_year(conn, codes[0])
         if year is None:
             raise InvalidParameterValue(f"indicator '{codes[0]}' has no values: compute it first")

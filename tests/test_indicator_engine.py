@@ -260,3 +260,27 @@ def test_goal_split_to_child_territories_and_judged_on_actual_values(engine):
             conn.execute(text("DELETE FROM cdt.programs WHERE id = :p"), {"p": pid})
             conn.execute(text("DELETE FROM cdt.indicator_values WHERE indicator_code = 'residents' "
                               "AND source IN ('test') OR source LIKE 'goal:%'"))
+
+
+# --- who sees an indicator -------------------------------------------------------------------------------------------
+
+def test_indicators_over_restricted_layers_follow_the_layers_read_rules():
+    from layers.access import ANONYMOUS, Grant, Principal, Unauthorized
+    from layers.errors import Forbidden
+    from planning.indicators import access
+
+    reg = {d.code: d for d in catalog.builtin()}
+    # heat_network_km reads utility_lines (restricted); heat_network_density is an expression over it.
+    assert {"heat_network_km", "heat_network_density"} <= access.hidden(ANONYMOUS, reg)
+    assert "residents" not in access.hidden(ANONYMOUS, reg)
+    with pytest.raises(Unauthorized):
+        access.require_readable(ANONYMOUS, "heat_network_density", reg)
+    ekb = Grant("municipal", 5)
+    city = Principal("ekb", 1, (ekb,), {ekb: (5,)})
+    assert access.allowed(city, "heat_network_density", reg) == {5}
+    assert access.allowed(city, "residents", reg) is None
+    access.require_readable(city, "heat_network_km", reg, territory_id=5)
+    with pytest.raises(Forbidden, match="in this territory"):  # Vologda's value is not Ekaterinburg's to see
+        access.require_readable(city, "heat_network_km", reg, territory_id=4)
+    fed = Grant("federal", None)
+    assert access.allowed(Principal("fed", 2, (fed,), {fed: ()}), "heat_network_km", reg) is None

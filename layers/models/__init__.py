@@ -16,6 +16,7 @@ from layers.models.norms import PlanningNorm
 from layers.models.planning import Goal, Indicator, IndicatorValue, Program, Scenario, ScenarioEdit
 from layers.models.results import ACCESS_DESTINATIONS, WALK_TYPES, BuildingAccess, ServiceProvision, WalkAccess
 from layers.models.row_counts import RowCount
+from layers.models.telegram import TelegramCode, TelegramLink
 from layers.models.territory import TERRITORY_LEVELS, Territory
 from layers.models.tile_cache import TileCache
 from layers.models.utilities import UtilityLine, UtilityNode
@@ -28,7 +29,8 @@ __all__ = [
     "FunctionalZone", "History", "IngestRun", "JOB_STATUSES", "Job",
     "LandCategory", "Parcel", "PlannedFacility", "PlanningNorm", "Railway",
     "RowCount", "ServiceProvision", "WALK_TYPES", "WalkAccess",
-    "StreetEdge", "StreetNode", "TERRITORY_LEVELS", "Territory", "TileCache", "UtilityLine", "UtilityNode",
+    "StreetEdge", "StreetNode", "TelegramCode", "TelegramLink",
+    "TERRITORY_LEVELS", "Territory", "TileCache", "UtilityLine", "UtilityNode",
     "WaterBody", "ZoningZone",
 ]
 

@@ -34,9 +34,14 @@ class Source:
     pooled: bool = True
 
 
-def _clipped(table: str, measure: str, extra: str = "") -> str:
-    """Rows of a layer with no territory column, cut by the lowest territories' boundaries."""
-    return (f"SELECT t.id AS territory_id, {measure}{extra} FROM cdt.{table} x "
+def _clipped(table: str, measure: str, name: str, extra: str = "") -> str:
+    """Rows of a layer with no territory column, cut by the lowest territories' boundaries. `measure` is a
+    function (ST_Length, ST_Area) of a geometry `{g}`, taken on geography; a row wholly inside is measured whole
+    (ST_ContainsProperly uses the prepared, cached boundary), only the rows crossing it are intersected."""
+    whole = measure.format(g="x.geom")
+    cut = measure.format(g="ST_Intersection(x.geom, t.boundary)")
+    return (f"SELECT t.id AS territory_id, CASE WHEN ST_ContainsProperly(t.boundary, x.geom) THEN {whole} "
+            f"ELSE {cut} END AS {name}{extra} FROM cdt.{table} x "
             f"JOIN cdt.territories t ON t.boundary IS NOT NULL AND ST_Intersects(x.geom, t.boundary) "
             f"WHERE NOT EXISTS (SELECT 1 FROM cdt.territories c WHERE c.parent_id = t.id AND c.boundary IS NOT NULL)")
 
@@ -75,15 +80,14 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
            "SELECT territory_id, zone_code, area_m2 FROM cdt.zoning_zones",
            ("zone_code", "area_m2"), "Territorial zones of the land use and development rules (ПЗЗ)."),
     Source("streets",
-           _clipped("street_edges", "ST_Length(ST_Intersection(x.geom, t.boundary)::geography) AS length_m",
-                    ", x.highway, x.walk, x.drive"),
+           _clipped("street_edges", "ST_Length(({g})::geography)", "length_m", ", x.highway, x.walk, x.drive"),
            ("length_m", "highway", "walk", "drive"),
            "Street network edges clipped to the territory boundary (length in metres, geodesic)."),
     Source("water",
-           _clipped("water", "ST_Area(ST_Intersection(x.geom, t.boundary)::geography) AS area_m2"),
+           _clipped("water", "ST_Area(({g})::geography)", "area_m2"),
            ("area_m2",), "Water bodies clipped to the territory boundary (m², geodesic)."),
     Source("railways",
-           _clipped("railways", "ST_Length(ST_Intersection(x.geom, t.boundary)::geography) AS length_m"),
+           _clipped("railways", "ST_Length(({g})::geography)", "length_m"),
            ("length_m",), "Railway lines clipped to the territory boundary (m)."),
     Source("utility_lines",
            "SELECT territory_id, kind, length_m, capacity, load FROM cdt.utility_lines",
@@ -134,7 +138,9 @@ def check_source(name: str | None, code: str) -> Source:
 def measure_query(source: Source, formulas: Sequence[str]) -> str:
     columns = ", ".join(f"({f})::float8 AS m{i}" for i, f in enumerate(formulas))
     own = "" if source.pooled else " AND m.territory_id = m.leaf_id"
-    return (f"{TMAP} SELECT m.territory_id, {columns} FROM ({source.sql}) s "
+    # MATERIALIZED: each source row is made once (an intersection, a boundary), not once per territory it
+    # counts for (its own and every ancestor), and its wide columns do not travel through the join.
+    return (f"{TMAP}, s AS MATERIALIZED ({source.sql}) SELECT m.territory_id, {columns} FROM s "
             f"JOIN tmap m ON m.leaf_id = s.territory_id{own} GROUP BY m.territory_id")
 
 

@@ -22,8 +22,9 @@ def period_of(year: int) -> date:
 
 def save(conn: Connection, frame: Frame, year: int, scenario_id: int | None = None, value_type: str = "actual",
          source: str = "computed", codes: Sequence[str] | None = None) -> int:
-    """Replace the frame's values of (codes, territories, period, value type, scenario); NaN is stored as no
-    row, so a value that disappeared (a facility type removed) does not linger. Returns rows written."""
+    """Make the stored values of (codes, territories, period, value type, scenario) those of the frame: NaN is
+    no row, so a value that disappeared (a facility type removed) does not linger; a value that did not change
+    is not touched (re-running a computation on unchanged data writes nothing). Returns rows written."""
     if value_type not in VALUE_TYPES:
         raise InvalidParameterValue(f"value type must be one of {', '.join(VALUE_TYPES)}")
     codes = list(codes) if codes is not None else frame.codes
@@ -31,20 +32,25 @@ def save(conn: Connection, frame: Frame, year: int, scenario_id: int | None = No
     block = frame.values[:, cols]
     t_idx, c_idx = np.nonzero(~np.isnan(block))
     params = {"codes": codes, "tids": list(frame.territory_ids), "p": period_of(year), "vt": value_type,
-              "sc": scenario_id}
-    conn.execute(text("DELETE FROM cdt.indicator_values WHERE indicator_code = ANY(:codes) "
-                      "AND territory_id = ANY(:tids) AND period = :p AND value_type = :vt "
-                      "AND scenario_id IS NOT DISTINCT FROM CAST(:sc AS int)"), params)
+              "sc": scenario_id, "src": source, "c": [codes[i] for i in c_idx],
+              "t": [frame.territory_ids[i] for i in t_idx], "v": block[t_idx, c_idx].tolist()}
+    gone = conn.execute(text("""
+        DELETE FROM cdt.indicator_values v WHERE indicator_code = ANY(:codes) AND territory_id = ANY(:tids)
+          AND period = :p AND value_type = :vt AND scenario_id IS NOT DISTINCT FROM CAST(:sc AS int)
+          AND NOT EXISTS (SELECT 1 FROM unnest(CAST(:c AS text[]), CAST(:t AS int[])) AS x(c, t)
+                          WHERE x.c = v.indicator_code AND x.t = v.territory_id)"""), params).rowcount
     if len(t_idx) == 0:
-        return 0
-    conn.execute(text("""
-        INSERT INTO cdt.indicator_values (indicator_code, territory_id, period, value_type, scenario_id, value,
-                                          source)
+        return gone
+    written = conn.execute(text("""
+        INSERT INTO cdt.indicator_values AS old (indicator_code, territory_id, period, value_type, scenario_id,
+                                                 value, source)
         SELECT c, t, :p, :vt, CAST(:sc AS int), v, :src
-        FROM unnest(CAST(:c AS text[]), CAST(:t AS int[]), CAST(:v AS float8[])) AS x(c, t, v)"""),
-                 {**params, "src": source, "c": [codes[i] for i in c_idx],
-                  "t": [frame.territory_ids[i] for i in t_idx], "v": block[t_idx, c_idx].tolist()})
-    return int(len(t_idx))
+        FROM unnest(CAST(:c AS text[]), CAST(:t AS int[]), CAST(:v AS float8[])) AS x(c, t, v)
+        ON CONFLICT (indicator_code, territory_id, period, value_type, scenario_id) DO UPDATE
+        SET value = EXCLUDED.value, source = EXCLUDED.source, computed_at = now()
+        WHERE old.value IS DISTINCT FROM EXCLUDED.value OR old.source IS DISTINCT FROM EXCLUDED.source"""),
+                           params).rowcount
+    return gone + written
 
 
 def series(conn: Connection, code: str, territory_ids: Sequence[int], scenario_id: int | None = None) -> list[dict]:
