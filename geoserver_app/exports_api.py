@@ -30,7 +30,6 @@ from geoserver_app.ogc import JSON, check_params, engine, json_response, reader,
 from geoserver_app.openapi import api, query
 from geoserver_app.openapi import json_response as doc_response
 from layers import access, exports, exports_dictionary, features
-from layers import crs as crs_mod
 from layers import exports_writers as writers
 from layers.errors import InvalidParameterValue, NotFound
 from layers.exports_writers import FORMATS, Export, Format
@@ -92,30 +91,10 @@ def _items_query(layer, rule: access.ReadRule) -> tuple[features.ItemsQuery, int
     """The query parameters of /collections/{id}/items, parsed by its own functions (features_api)."""
     props = features.properties(layer)
     check_params(["format", *fa.ITEM_PARAM_NAMES], props)
+    limit, offset = fa.optional_int("limit", 1), fa.optional_int("offset", 0) or 0
     with reader().connect() as conn:
-        offered = fa.offered_crs(conn) if fa._needs_crs() else [crs_mod.CRS84]
-        bbox_crs = crs_mod.parse(single("bbox-crs"), offered, "bbox-crs")
-        bbox = fa._bbox(single("bbox"))
-        if bbox:
-            fa._check_geographic_bbox(bbox, bbox_crs)
-        q = features.ItemsQuery(
-            crs=crs_mod.parse(single("crs"), offered, "crs"), bbox=bbox, bbox_crs=bbox_crs,
-            datetime=fa._datetime(single("datetime")),
-            equals={k: single(k) for k in props if single(k) is not None},
-            sortby=fa._names(single("sortby"), {**props, "id": None}, "sortby", signed=True),
-            properties=fa._names(single("properties"), props, "properties") if single("properties") is not None
-            else None,
-            skip_geometry=fa._bool("skipGeometry"), scope=rule)
-        filter_text = single("filter")
-        if filter_text is not None:
-            from layers.cql import compile_filter
-
-            q.filter = compile_filter(filter_text, single("filter-lang") or "cql2-text", fa.queryables(layer),
-                                      crs_mod.parse(single("filter-crs"), offered, "filter-crs"))
-        elif single("filter-lang") and single("filter-lang") not in fa.LANGS:
-            raise InvalidParameterValue(f"filter-lang must be one of {', '.join(fa.LANGS)}")
-    limit = fa._int("limit", 0, 1) if single("limit") not in (None, "") else None
-    return q, limit, fa._int("offset", 0, 0)
+        q = fa.parse_items_query(conn, layer, rule, limit=limit or 0, offset=offset)
+    return q, limit, offset
 
 
 @api.route(blueprint, "/exports/collections/<collectionId>", summary="Every feature of a collection the caller "

@@ -410,40 +410,52 @@ def _is_cql2_json_query() -> bool:
     return isinstance(body, dict) and "op" in body and "type" not in body
 
 
+def parse_items_query(conn, layer: Layer, scope: access.ReadRule, *, limit: int, offset: int,
+                      number_matched: str = "off", body_filter: str | None = None,
+                      body_lang: str | None = None) -> features.ItemsQuery:
+    """The query parameters of /collections/{id}/items as an ItemsQuery (also the exports' parameters)."""
+    props = features.properties(layer)
+    offered = offered_crs(conn) if _needs_crs() else [crs_mod.CRS84]
+    bbox_crs = crs_mod.parse(single("bbox-crs"), offered, "bbox-crs")
+    bbox = _bbox(single("bbox"))
+    if bbox:
+        _check_geographic_bbox(bbox, bbox_crs)
+    q = features.ItemsQuery(
+        crs=crs_mod.parse(single("crs"), offered, "crs"), bbox=bbox, bbox_crs=bbox_crs, limit=limit, offset=offset,
+        datetime=_datetime(single("datetime")),
+        equals={k: single(k) for k in request.args if k in props},
+        sortby=_names(single("sortby"), {**props, "id": None}, "sortby", signed=True),
+        properties=_names(single("properties"), props, "properties") if single("properties") is not None
+        else None,
+        skip_geometry=_bool("skipGeometry"), number_matched=number_matched, scope=scope)
+    filter_text = body_filter if body_filter is not None else single("filter")
+    if filter_text is not None:
+        lang = body_lang or single("filter-lang") or "cql2-text"
+        filter_crs = crs_mod.parse(single("filter-crs"), offered, "filter-crs")
+        from layers.cql import compile_filter
+
+        q.filter = compile_filter(filter_text, lang, queryables(layer), filter_crs)
+    elif single("filter-lang") and single("filter-lang") not in LANGS:
+        raise InvalidParameterValue(f"filter-lang must be one of {', '.join(LANGS)}")
+    return q
+
+
+def optional_int(name: str, minimum: int) -> int | None:
+    """An integer parameter that may be absent (the exports' limit)."""
+    return None if single(name) in (None, "") else _int(name, 0, minimum)
+
+
 def _items(layer: Layer, body_filter: str | None = None, body_lang: str | None = None) -> Response:
     props = features.properties(layer)
     check_params(ITEM_PARAM_NAMES, props)
     media = negotiate(GEOJSON)
     cfg = config()
     with reader().connect() as conn:
-        offered = offered_crs(conn) if _needs_crs() else [crs_mod.CRS84]
-        out_crs = crs_mod.parse(single("crs"), offered, "crs")
-        bbox_crs = crs_mod.parse(single("bbox-crs"), offered, "bbox-crs")
-        bbox = _bbox(single("bbox"))
-        if bbox:
-            _check_geographic_bbox(bbox, bbox_crs)
-        q = features.ItemsQuery(
-            crs=out_crs, bbox=bbox, bbox_crs=bbox_crs,
-            limit=_int("limit", cfg.items_default_limit, 1, cfg.items_max_limit),
-            offset=_int("offset", 0, 0),
-            datetime=_datetime(single("datetime")),
-            equals={k: single(k) for k in request.args if k in props},
-            sortby=_names(single("sortby"), {**props, "id": None}, "sortby", signed=True),
-            properties=_names(single("properties"), props, "properties") if single("properties") is not None
-            else None,
-            skip_geometry=_bool("skipGeometry"),
-            number_matched=_number_matched_mode(layer),
-            scope=access.read_rule(principal(), layer),
-        )
-        filter_text = body_filter if body_filter is not None else single("filter")
-        if filter_text is not None:
-            lang = body_lang or single("filter-lang") or "cql2-text"
-            filter_crs = crs_mod.parse(single("filter-crs"), offered, "filter-crs")
-            from layers.cql import compile_filter
-
-            q.filter = compile_filter(filter_text, lang, queryables(layer), filter_crs)
-        elif single("filter-lang") and single("filter-lang") not in LANGS:
-            raise InvalidParameterValue(f"filter-lang must be one of {', '.join(LANGS)}")
+        q = parse_items_query(conn, layer, access.read_rule(principal(), layer),
+                              limit=_int("limit", cfg.items_default_limit, 1, cfg.items_max_limit),
+                              offset=_int("offset", 0, 0), number_matched=_number_matched_mode(layer),
+                              body_filter=body_filter, body_lang=body_lang)
+        out_crs = q.crs
         page = features.items(conn, layer, q)
     # A filter POSTed as the body goes into the paging links, which are GETs.
     links = _page_links(layer, q, page, {} if body_filter is None else

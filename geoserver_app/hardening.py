@@ -34,6 +34,8 @@ def public_read(path: str, method: str) -> bool:
     if method not in ("GET", "HEAD", "OPTIONS") or path.startswith(PRIVATE_PREFIXES):
         return False
     parts = path.strip("/").split("/")
+    if parts[:2] == ["exports", "collections"]:  # an export of a collection is as public as the collection
+        parts = parts[1:]
     return not (len(parts) >= 2 and parts[0] == "collections" and parts[1] in NON_PUBLIC)
 
 

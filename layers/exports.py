@@ -82,7 +82,7 @@ def _select(layer: Layer, q: ItemsQuery, cols: list[Column]) -> tuple[str, str, 
     select = ", ".join("t.id" if c.name == "id" else f'{props[c.name].sql}::float8 AS "{c.name}"'
                        if c.kind == "number" else props[c.name].sql for c in cols)
     # The very WHERE of /collections/{id}/items: filters and the read rule in one place.
-    clauses, params = features._where(layer, q, props)  # noqa: SLF001 - shared on purpose, not duplicated
+    clauses, params = features.where_clauses(layer, q, props)  # the items' filters and read rule
     where = " WHERE " + " AND ".join(clauses) if clauses else ""
     order = ", ".join(f'{props[n].sql if n != "id" else "t.id"} {"ASC" if asc else "DESC"} NULLS LAST'
                       for n, asc in q.sortby)

@@ -167,7 +167,7 @@ def _feature_sql(layer: Layer, props: list[str], out_crs: Crs, skip_geometry: bo
             f"""{props_sql}::text || '}}'"""), params
 
 
-def _where(layer: Layer, q: ItemsQuery, props: dict[str, Property]) -> tuple[list[str], dict]:
+def where_clauses(layer: Layer, q: ItemsQuery, props: dict[str, Property]) -> tuple[list[str], dict]:
     clauses: list[str] = []
     params: dict = {}
     if q.bbox:
@@ -239,7 +239,7 @@ def items(conn: Connection, layer: Layer, q: ItemsQuery) -> Page:
     props = properties(layer)
     selected = q.properties if q.properties is not None else list(props)
     feature, params = _feature_sql(layer, selected, q.crs, q.skip_geometry)
-    clauses, where_params = _where(layer, q, props)
+    clauses, where_params = where_clauses(layer, q, props)
     params.update(where_params)
     where = " WHERE " + " AND ".join(clauses) if clauses else ""
     order = ", ".join(f'{props[n].sql if n != "id" else "t.id"} {"ASC" if asc else "DESC"} NULLS LAST'

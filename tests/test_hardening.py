@@ -45,3 +45,11 @@ def test_cors_closed_for_writes_and_non_public(client, tokens, method, path):
     resp = client.open(path, method=method, headers={**bearer(tokens["t_federal"]), "Origin": "https://x.example"})
     assert "Access-Control-Allow-Origin" not in resp.headers
     assert "Authorization" in resp.headers.get("Vary", "")
+
+
+def test_exports_of_non_public_collections_get_no_open_cors():
+    from geoserver_app.hardening import public_read
+
+    assert public_read("/exports/collections/facilities", "GET")
+    assert not public_read("/exports/collections/utility_lines", "GET")
+    assert not public_read("/collections/utility_lines/items", "GET")
