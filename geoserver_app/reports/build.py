@@ -25,6 +25,7 @@ from layers import registry, styles
 from layers.access import Forbidden, Principal, Unauthorized, read_rule, resolve_scopes
 from layers.db import reader
 from layers.errors import InvalidParameterValue, NotFound
+from planning.indicators import access as indicator_access
 from planning.indicators import catalog
 from planning.indicators import store as indicator_store
 
@@ -106,12 +107,13 @@ def _geojson(rows: list[dict], geometry: str = "geometry") -> dict:
         for r in rows if r.get(geometry)]}
 
 
-def _indicators(conn: Connection, codes: Sequence[str], tids: list[int], territory_id: int, year: int | None,
-                lang: str) -> tuple[int | None, list[Indicator], list[str]]:
+def _indicators(conn: Connection, principal: Principal, codes: Sequence[str], tids: list[int], territory_id: int,
+                year: int | None, lang: str) -> tuple[int | None, list[Indicator], list[str]]:
     defs = catalog.registry(conn)
     unknown = [c for c in codes if c not in defs]
     if unknown:
         raise InvalidParameterValue(f"unknown indicator(s): {', '.join(unknown)}")
+    scopes = indicator_access.scopes(principal, defs)  # indicators follow their layers' read rules
     if year is None:
         years = [y for c in codes if (y := indicator_store.latest_year(conn, c)) is not None]
         year = max(years) if years else None
@@ -120,7 +122,8 @@ def _indicators(conn: Connection, codes: Sequence[str], tids: list[int], territo
     values = indicator_store.values_at(conn, codes, year)
     out = []
     for code in codes:
-        by_t = {t: v for (c, t), v in values.items() if c == code and t in tids}
+        by_t = {t: v for (c, t), v in values.items() if c == code and t in tids
+                and (scopes[code] is None or t in scopes[code])}
         if not by_t:
             continue  # only indicators with values
         d = defs[code]
@@ -178,7 +181,7 @@ def gather(engine: Engine, principal: Principal, territory_oktmo: str, year: int
                 UNION ALL SELECT c.id FROM sub JOIN cdt.territories c ON c.parent_id = sub.id)
             SELECT id FROM sub"""), {"t": territory["id"]}).scalars().all()
         shown = [territory["id"], *[c["id"] for c in children]]
-        year, key, indicator_sources = _indicators(conn, codes, shown, territory["id"], year, lang)
+        year, key, indicator_sources = _indicators(conn, principal, codes, shown, territory["id"], year, lang)
         types = {r.code: r for r in conn.execute(text(
             f"SELECT code, {name_col} AS name, capacity_unit FROM cdt.facility_types"))}
         scope = {"ids": list(tids)}
