@@ -140,7 +140,10 @@ def measure_query(source: Source, formulas: Sequence[str]) -> str:
     own = "" if source.pooled else " AND m.territory_id = m.leaf_id"
     # MATERIALIZED: each source row is made once (an intersection, a boundary), not once per territory it
     # counts for (its own and every ancestor), and its wide columns do not travel through the join.
-    return (f"{TMAP}, s AS MATERIALIZED ({source.sql}) SELECT m.territory_id, {columns} FROM s "
+    # The filter on the territories computed goes inside, so that a town's computation reads the town's rows by
+    # index, not the whole country's.
+    return (f"{TMAP}, s AS MATERIALIZED (SELECT * FROM ({source.sql}) src "
+            f"WHERE src.territory_id IN (SELECT leaf_id FROM tmap)) SELECT m.territory_id, {columns} FROM s "
             f"JOIN tmap m ON m.leaf_id = s.territory_id{own} GROUP BY m.territory_id")
 
 
