@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from energy import co2, forecast
 from energy.store import list_balances, load_balance, load_file, save_workbook
@@ -115,3 +116,5 @@ def test_per_capita_map_data(client, engine, region):
     assert features[0]["geometry"]["type"] in ("Polygon", "MultiPolygon")
     assert client.get("/energy/territories?year=20x9").status_code == 400
     assert any(b["territory_oktmo"] == "19701000" for b in list_balances(engine))
+    with engine.begin() as conn:  # the city's fixture balance must not become its balance for other modules
+        conn.execute(text("DELETE FROM cdt.fuel_balances WHERE id = :b"), {"b": vologda})

@@ -230,23 +230,23 @@ def test_goal_seek_finds_the_known_inverse_and_reports_an_unreachable_target(eng
 
 def test_goal_split_to_child_territories_and_judged_on_actual_values(engine):
     with transaction(engine, "test:goals") as conn:
-        for tid, year, value in ((1, 2024, 1000.0), (4, 2024, 1000.0), (4, 2025, 1100.0)):
+        for tid, year, value in ((1, 2034, 1000.0), (4, 2034, 1000.0), (4, 2035, 1100.0)):
             conn.execute(text("INSERT INTO cdt.indicator_values (indicator_code, territory_id, period, value, "
                               "source) VALUES ('residents', :t, make_date(:y, 1, 1), :v, 'test')"),
                          {"t": tid, "y": year, "v": value})
-    pid = goals_service.create_program(engine, "test-growth", "Рост населения", "19000000", "test:goals", 2024, 2030)
+    pid = goals_service.create_program(engine, "test-growth", "Рост населения", "19000000", "test:goals", 2034, 2040)
     try:
         gid = goals_service.create_goal(engine, "test:goals", title="Население", territory_oktmo="19000000",
-                                        indicator="residents", target_value=1600.0, target_year=2030,
-                                        baseline_year=2024, program_id=pid)
+                                        indicator="residents", target_value=1600.0, target_year=2040,
+                                        baseline_year=2034, program_id=pid)
         kids = goals_service.split(engine, gid, "test:goals")
-        assert len(kids) == 1  # Vologda is the one child with a 2024 value
+        assert len(kids) == 1  # Vologda is the one child with a 2034 value (years after any computed ones)
         tree = goals_service.tree(engine, pid)
         child = tree[0]["children"][0]
         assert child["territory_id"] == 4 and child["target_value"] == pytest.approx(1600.0)
         status = child["status"]
-        # 1000 -> 1600 over 6 years; 2025 actual 1100: a sixth of the way (achievement 1/6);
-        # the planned path in 2025 is 1100, so no shortfall
+        # 1000 -> 1600 over 6 years; 2035 actual 1100: a sixth of the way (achievement 1/6);
+        # the planned path in 2035 is 1100, so no shortfall
         assert status["achievement"] == pytest.approx(1 / 6)
         assert status["shortfall_pct"] == pytest.approx(0.0, abs=1e-9) and not status["critical"]
         # required compound rate (1600/1100)^(1/5) - 1 = 7.78 %/yr against the historical 10 %: on track
@@ -254,7 +254,7 @@ def test_goal_split_to_child_territories_and_judged_on_actual_values(engine):
         with engine.connect() as conn:
             targets = conn.execute(text("SELECT count(*) FROM cdt.indicator_values WHERE value_type = 'target' "
                                         "AND indicator_code = 'residents' AND territory_id = 4")).scalar()
-        assert targets == 6  # the target path 2025..2030
+        assert targets == 6  # the target path 2035..2040
     finally:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM cdt.programs WHERE id = :p"), {"p": pid})
