@@ -127,15 +127,20 @@ def items_from_json(body: object) -> list[Item]:
     return out
 
 
-def items_from_csv(data: bytes, layer: Layer, crs: Crs) -> list[Item]:
-    """CSV with a header: properties by column name, geometry in `geometry_wkt` or `lon`/`lat` (points)."""
+def _csv_reader(data: bytes) -> csv.DictReader:
+    """UTF-8 CSV (a BOM allowed, as Excel writes it), comma or semicolon as the header line uses."""
     try:
         content = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidParameterValue("the CSV must be UTF-8") from None
     first = content.split("\n", 1)[0]
-    reader = csv.DictReader(io.StringIO(content, newline=""),
-                            delimiter=";" if first.count(";") > first.count(",") else ",")
+    delimiter = ";" if first.count(";") > first.count(",") else ","
+    return csv.DictReader(io.StringIO(content, newline=""), delimiter=delimiter)
+
+
+def items_from_csv(data: bytes, layer: Layer, crs: Crs) -> list[Item]:
+    """CSV with a header: properties by column name, geometry in `geometry_wkt` or `lon`/`lat` (points)."""
+    reader = _csv_reader(data)
     if not reader.fieldnames:
         raise InvalidParameterValue("the CSV has no header")
     props = edits.editable_properties(layer)
@@ -485,13 +490,7 @@ def values_from_json(body: object) -> list[Item]:
 
 
 def values_from_csv(data: bytes) -> list[Item]:
-    try:
-        content = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidParameterValue("the CSV must be UTF-8") from None
-    first = content.split("\n", 1)[0]
-    reader = csv.DictReader(io.StringIO(content, newline=""),
-                            delimiter=";" if first.count(";") > first.count(",") else ",")
+    reader = _csv_reader(data)
     missing = [c for c in ("indicator", "territory", "year", "value") if c not in (reader.fieldnames or [])]
     if missing:
         raise InvalidParameterValue(f"the CSV lacks the columns {', '.join(missing)}; columns: "
